@@ -1,0 +1,12 @@
+"""The attraction entity: registers the 9-label attraction taxonomy shipped as data."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from tagger_core import hookimpl
+
+
+@hookimpl
+def register_taxonomies(register):  # type: ignore[no-untyped-def]
+    register(str(files("tagger_taxonomies") / "attractions.yaml"))

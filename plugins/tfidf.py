@@ -1,0 +1,174 @@
+"""The embedded default encoder: character n-gram TF-IDF with one linear model per label.
+
+It needs no download and trains in seconds on a CPU. The trained state is stored as plain
+arrays and JSON (vocabulary, idf, weights) rather than pickles, so a saved tagger loads
+across scikit-learn versions and loading one never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tagger_core import Encoder, ModelError, Taxonomy, hookimpl
+from tagger_core.progress import progress
+
+log = logging.getLogger("tagger")
+
+# Logit given to a class that never occurs in training data, under softmax.
+_ABSENT_CLASS_LOGIT = -30.0
+
+
+class TfidfParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    analyzer: Literal["char", "char_wb", "word"] = "char"
+    ngram_min: int = Field(default=1, ge=1)
+    ngram_max: int = Field(default=3, ge=1)
+    max_features: int | None = Field(default=300_000, ge=1)
+    min_df: int = Field(default=1, ge=1)
+    sublinear_tf: bool = True
+    lowercase: bool = True
+    C: float = Field(default=10.0, gt=0, description="inverse regularisation strength")
+    class_weight: Literal["balanced"] | None = None
+    max_iter: int = Field(default=1000, ge=1)
+
+    @model_validator(mode="after")
+    def _ngram_order(self) -> TfidfParams:
+        if self.ngram_max < self.ngram_min:
+            raise ValueError("ngram_max must be at least ngram_min")
+        return self
+
+
+class TfidfEncoder(Encoder):
+    name = "tfidf"
+    description = "Character n-gram TF-IDF + one logistic regression per label (no download)."
+    Params = TfidfParams
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.vectorizer: Any = None
+        self.coef: np.ndarray | None = None  # L × V
+        self.intercept: np.ndarray | None = None  # L
+
+    def _vectorizer(self, vocabulary: dict[str, int] | None = None) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        p = self.params
+        assert isinstance(p, TfidfParams)
+        return TfidfVectorizer(
+            analyzer=p.analyzer,
+            ngram_range=(p.ngram_min, p.ngram_max),
+            max_features=p.max_features,
+            min_df=p.min_df,
+            sublinear_tf=p.sublinear_tf,
+            lowercase=p.lowercase,
+            vocabulary=vocabulary,
+            dtype=np.float32,
+        )
+
+    def fit(
+        self,
+        texts: list[str],
+        targets: np.ndarray,
+        taxonomy: Taxonomy,
+        *,
+        valid: tuple[list[str], np.ndarray] | None = None,
+        seed: int = 0,
+    ) -> None:
+        from sklearn.linear_model import LogisticRegression
+
+        p = self.params
+        assert isinstance(p, TfidfParams)
+        self.vectorizer = self._vectorizer()
+        features = self.vectorizer.fit_transform(texts)
+        n_labels = targets.shape[1]
+        coef = np.zeros((n_labels, features.shape[1]), dtype=np.float32)
+        intercept = np.zeros(n_labels, dtype=np.float32)
+
+        def model() -> Any:
+            return LogisticRegression(
+                C=p.C, class_weight=p.class_weight, max_iter=p.max_iter, random_state=seed
+            )
+
+        if taxonomy.mode == "single-label":
+            classes = targets.argmax(axis=1)
+            present = np.unique(classes)
+            intercept[:] = _ABSENT_CLASS_LOGIT
+            if len(present) == 1:
+                intercept[present[0]] = 0.0
+            else:
+                with progress(total=1, desc="tfidf: fitting softmax") as bar:
+                    clf = model().fit(features, classes)
+                    bar.update(1)
+                if len(present) == 2:  # binary LR keeps one weight vector: split it ±½
+                    coef[present[1]], coef[present[0]] = clf.coef_[0] / 2, -clf.coef_[0] / 2
+                    intercept[present[1]], intercept[present[0]] = (
+                        clf.intercept_[0] / 2,
+                        -clf.intercept_[0] / 2,
+                    )
+                else:
+                    coef[present] = clf.coef_
+                    intercept[present] = clf.intercept_
+        else:
+            for j in progress(range(n_labels), desc="tfidf: fitting labels"):
+                column = targets[:, j]
+                positives = int(column.sum())
+                if positives in (0, len(column)):
+                    label = taxonomy.labels[j].id
+                    log.warning(
+                        "label '%s' has %s training examples: it gets a constant score",
+                        label,
+                        "no positive" if positives == 0 else "only positive",
+                    )
+                    # Smoothed prior log-odds, finite so scores stay comparable.
+                    intercept[j] = np.log((positives + 0.5) / (len(column) - positives + 0.5))
+                    continue
+                clf = model().fit(features, column.astype(int))
+                coef[j], intercept[j] = clf.coef_[0], clf.intercept_[0]
+        self.coef, self.intercept = coef, intercept
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        if self.vectorizer is None or self.coef is None or self.intercept is None:
+            raise ModelError("the tfidf encoder is not trained")
+        features = self.vectorizer.transform(texts)
+        return np.asarray(features @ self.coef.T + self.intercept, dtype=np.float32)
+
+    def save(self, directory: Path) -> None:
+        assert self.vectorizer is not None and self.coef is not None and self.intercept is not None
+        vocabulary = {term: int(index) for term, index in self.vectorizer.vocabulary_.items()}
+        (directory / "vocabulary.json").write_text(
+            json.dumps(vocabulary, ensure_ascii=False), encoding="utf-8"
+        )
+        np.save(directory / "idf.npy", self.vectorizer.idf_.astype(np.float32))
+        np.save(directory / "coef.npy", self.coef)
+        np.save(directory / "intercept.npy", self.intercept)
+
+    def load(self, directory: Path, taxonomy: Taxonomy) -> None:
+        try:
+            vocabulary = json.loads((directory / "vocabulary.json").read_text(encoding="utf-8"))
+            idf = np.load(directory / "idf.npy")
+            coef = np.load(directory / "coef.npy")
+            intercept = np.load(directory / "intercept.npy")
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"tfidf encoder state is missing or corrupt: {exc}", file=directory) from None
+        n_labels = len(taxonomy.labels)
+        if coef.shape != (n_labels, len(vocabulary)) or idf.shape != (len(vocabulary),):
+            raise ModelError(
+                f"tfidf encoder state does not match its taxonomy ({coef.shape} weights for "
+                f"{n_labels} labels and {len(vocabulary)} terms)",
+                file=directory,
+            )
+        self.vectorizer = self._vectorizer(vocabulary)
+        self.vectorizer.idf_ = idf
+        self.coef, self.intercept = coef, intercept
+
+
+@hookimpl
+def register_encoders(register):  # type: ignore[no-untyped-def]
+    register(TfidfEncoder)

@@ -1,0 +1,133 @@
+"""Reading and writing labelled files through the registered data sources."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from tagger_core import plugins
+from tagger_core.components import DataSource, ReadOptions
+from tagger_core.errors import DataError, PluginError, unknown
+from tagger_core.schemas import DataFile, Record
+
+
+def data_source_for(path: Path, format: str | None = None) -> DataSource:
+    """The data source named ``format``, or the one whose suffix ``path`` has."""
+    sources = plugins.data_sources()
+    if format is not None:
+        return sources.get(format)()  # type: ignore[no-any-return]
+    suffix = path.suffix.lower()
+    for registered in sources.items.values():
+        if suffix in registered.item.suffixes:
+            return registered.item()  # type: ignore[no-any-return]
+    known = sorted(s for r in sources.items.values() for s in r.item.suffixes)
+    raise PluginError(
+        f"{path}: {unknown('file suffix', suffix or '(none)', known)}; choose one with --format"
+    )
+
+
+def read_records(
+    path: str | Path, format: str | None = None, options: ReadOptions | None = None
+) -> list[Record]:
+    """Every record of ``path``; empty texts are errors, never silently dropped."""
+    path = Path(path)
+    options = options or ReadOptions()
+    if not path.is_file():
+        raise DataError("file does not exist" if not path.exists() else "not a file", file=path)
+    records = data_source_for(path, format).read(path, options)
+    for record in records:
+        if not record.text.strip():
+            raise DataError("empty text", file=record.file, row=record.row, field=options.text_field)
+    if not records:
+        raise DataError("no records in file", file=path)
+    return records
+
+
+def write_records(
+    path: str | Path,
+    records: Sequence[Record],
+    format: str | None = None,
+    options: ReadOptions | None = None,
+) -> None:
+    path = Path(path)
+    data_source_for(path, format).write(path, list(records), options or ReadOptions())
+
+
+def fingerprint(path: str | Path, rows: int) -> DataFile:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return DataFile(path=str(path), sha256=digest.hexdigest(), rows=rows)
+
+
+def record_from_fields(
+    fields: dict[str, object], *, file: Path, row: int, options: ReadOptions
+) -> Record:
+    """A record from one parsed row, shared by all readers so they fail alike.
+
+    Labels may be a list or one string joined by ``options.label_sep``; other fields are
+    kept as metadata rather than dropped.
+    """
+    text = fields.get(options.text_field)
+    if text is None:
+        raise DataError("missing field", file=file, row=row, field=options.text_field)
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        text = str(text)
+    if not isinstance(text, str):
+        raise DataError(
+            f"expected text, got {type(text).__name__}", file=file, row=row, field=options.text_field
+        )
+    raw_labels = fields.get(options.label_field)
+    labels: list[str] = []
+    if raw_labels is None:
+        if options.require_labels:
+            raise DataError("missing field", file=file, row=row, field=options.label_field)
+    elif isinstance(raw_labels, str):
+        labels = [part.strip() for part in raw_labels.split(options.label_sep) if part.strip()]
+    elif isinstance(raw_labels, list):
+        for item in raw_labels:
+            if not isinstance(item, str) or not item.strip():
+                raise DataError(
+                    f"labels must be non-empty strings, got {item!r}",
+                    file=file,
+                    row=row,
+                    field=options.label_field,
+                )
+        labels = [item.strip() for item in raw_labels]
+    else:
+        raise DataError(
+            f"expected a list of labels, got {type(raw_labels).__name__}",
+            file=file,
+            row=row,
+            field=options.label_field,
+        )
+    if len(set(labels)) != len(labels):
+        raise DataError("a label is repeated", file=file, row=row, field=options.label_field)
+    record_id = fields.get("id")
+    metadata = {
+        key: value
+        for key, value in fields.items()
+        if key not in (options.text_field, options.label_field, "id") and value is not None
+    }
+    return Record(
+        text=text,
+        labels=tuple(labels),
+        source=options.source,
+        id=None if record_id is None else str(record_id),
+        metadata=metadata,
+        file=str(file),
+        row=row,
+    )
+
+
+def record_fields(record: Record, options: ReadOptions) -> dict[str, object]:
+    """The inverse of :func:`record_from_fields`, for writers."""
+    fields: dict[str, object] = {}
+    if record.id is not None:
+        fields["id"] = record.id
+    fields[options.text_field] = record.text
+    fields[options.label_field] = list(record.labels)
+    fields.update(record.metadata)
+    return fields

@@ -1,0 +1,141 @@
+"""The data that flows between the stages, as validated pydantic models."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Mode = Literal["multi-label", "single-label"]
+
+
+class Record(BaseModel):
+    """One labelled (or unlabelled) entity name, remembering where it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    labels: tuple[str, ...] = ()
+    source: str | None = None
+    id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    # Where the record was read, so that later stages can name the file and row.
+    file: str | None = None
+    row: int | None = None
+
+
+class Label(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    name: str | None = None
+    translations: dict[str, str] = Field(default_factory=dict)
+    description: str = ""
+    aliases: list[str] = Field(default_factory=list)
+    parent: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+class Constraints(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    exclusive: list[str] = Field(
+        default_factory=list, description="labels that never stand with another label"
+    )
+    exclusive_groups: list[list[str]] = Field(
+        default_factory=list, description="groups of which an item has at most one label"
+    )
+    min_labels: int = Field(default=0, ge=0)
+    max_labels: int | None = Field(default=None, ge=1)
+
+
+class Taxonomy(BaseModel):
+    """A label set as data; the only place label order and meaning come from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    entity_type: str = "entity"
+    version: str = "1"
+    mode: Mode = "multi-label"
+    description: str = ""
+    labels: list[Label] = Field(min_length=1)
+    constraints: Constraints = Field(default_factory=Constraints)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Taxonomy:
+        seen: dict[str, str] = {}
+        for label in self.labels:
+            for key in (label.id, *label.aliases):
+                if key in seen:
+                    raise ValueError(
+                        f"'{key}' names both label '{seen[key]}' and label '{label.id}'"
+                    )
+                seen[key] = label.id
+        ids = {label.id for label in self.labels}
+        referenced = [
+            *self.constraints.exclusive,
+            *(name for group in self.constraints.exclusive_groups for name in group),
+            *(label.parent for label in self.labels if label.parent),
+        ]
+        for name in referenced:
+            if name not in ids:
+                raise ValueError(f"constraint or parent refers to unknown label '{name}'")
+        return self
+
+    @property
+    def label_ids(self) -> list[str]:
+        return [label.id for label in self.labels]
+
+    def label(self, label_id: str) -> Label:
+        for label in self.labels:
+            if label.id == label_id:
+                return label
+        raise KeyError(label_id)
+
+    def resolve(self, name: str) -> str | None:
+        """The label id that ``name`` (an id or an alias) stands for, or None."""
+        for label in self.labels:
+            if name == label.id or name in label.aliases:
+                return label.id
+        return None
+
+
+class Prediction(BaseModel):
+    text: str
+    labels: list[str]
+    scores: dict[str, float]
+
+
+class DataFile(BaseModel):
+    """A fingerprint of a file a tagger was trained or validated on."""
+
+    path: str
+    sha256: str
+    rows: int
+
+
+class ComponentSpec(BaseModel):
+    """A plugin-provided component (encoder or decision rule) and its parameters."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainingConfig(BaseModel):
+    """Everything `tagger train` needs besides the data itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    taxonomy: str
+    encoder: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="tfidf"))
+    rule: ComponentSpec | None = None
+    seed: int = 0

@@ -1,0 +1,266 @@
+"""A tagger is taxonomy + encoder + decision rule, trained together and saved as one folder.
+
+The folder holds ``manifest.json`` (versions, taxonomy snapshot, component parameters,
+data fingerprints, validation metrics) and ``encoder/`` (whatever the encoder saves), so
+``Tagger.load(path).predict(texts)`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field, ValidationError
+
+from tagger_core import plugins
+from tagger_core.components import DecisionRule, Encoder
+from tagger_core.errors import DataError, ModelError, TaggerError
+from tagger_core.metrics import Evaluation, evaluate_matrices
+from tagger_core.schemas import ComponentSpec, DataFile, Prediction, Record, Taxonomy
+from tagger_core.scores import Scores
+from tagger_core.taxonomy import label_matrix, labels_of, resolve_taxonomy
+
+log = logging.getLogger("tagger")
+
+MANIFEST = "manifest.json"
+ENCODER_DIR = "encoder"
+FORMAT = "tagger-model/1"
+_LIBRARIES = ("tagger", "numpy", "scikit-learn", "pydantic", "pluggy", "torch", "transformers")
+
+
+class TrainingInfo(BaseModel):
+    seed: int = 0
+    train: list[DataFile] = Field(default_factory=list)
+    valid: list[DataFile] = Field(default_factory=list)
+    train_rows: int = 0
+    valid_rows: int = 0
+    validation_metrics: dict[str, Any] | None = None
+
+
+class Manifest(BaseModel):
+    format: str = FORMAT
+    created: str
+    versions: dict[str, str]
+    taxonomy: Taxonomy
+    encoder: ComponentSpec
+    rule: ComponentSpec
+    training: TrainingInfo
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def default_rule_name(taxonomy: Taxonomy) -> str:
+    return "argmax" if taxonomy.mode == "single-label" else "threshold"
+
+
+def make_encoder(name: str, params: dict[str, Any] | None = None) -> Encoder:
+    return plugins.encoders().get(name)(**(params or {}))  # type: ignore[no-any-return]
+
+
+def make_rule(name: str, params: dict[str, Any] | None = None) -> DecisionRule:
+    return plugins.decision_rules().get(name)(**(params or {}))  # type: ignore[no-any-return]
+
+
+class Tagger:
+    def __init__(self, taxonomy: Taxonomy, encoder: Encoder, rule: DecisionRule) -> None:
+        self.taxonomy = taxonomy
+        self.encoder = encoder
+        self.rule = rule
+        self.training = TrainingInfo()
+
+    @classmethod
+    def create(
+        cls,
+        taxonomy: str | Path | Taxonomy,
+        encoder: str = "tfidf",
+        encoder_params: dict[str, Any] | None = None,
+        rule: str | None = None,
+        rule_params: dict[str, Any] | None = None,
+    ) -> Tagger:
+        """An untrained tagger from plugin names; the rule defaults by taxonomy mode."""
+        if not isinstance(taxonomy, Taxonomy):
+            taxonomy = resolve_taxonomy(taxonomy)
+        return cls(
+            taxonomy,
+            make_encoder(encoder, encoder_params),
+            make_rule(rule or default_rule_name(taxonomy), rule_params),
+        )
+
+    # -- training -----------------------------------------------------------------------
+
+    def train(
+        self,
+        train: Sequence[Record],
+        valid: Sequence[Record] | None = None,
+        *,
+        seed: int = 0,
+        train_files: Sequence[DataFile] = (),
+        valid_files: Sequence[DataFile] = (),
+    ) -> Tagger:
+        """Fit the encoder on ``train``; fit the rule and measure on ``valid`` if given."""
+        if not train:
+            raise DataError("no training records")
+        targets = label_matrix(train, self.taxonomy)
+        valid_pair = None
+        if valid:
+            valid_pair = ([r.text for r in valid], label_matrix(valid, self.taxonomy))
+        self._warn_unseen_labels(targets)
+        self.encoder.fit([r.text for r in train], targets, self.taxonomy, valid=valid_pair, seed=seed)
+        metrics = None
+        if valid_pair is not None:
+            scores = self.scores(valid_pair[0])
+            if self.rule.fittable:
+                self.rule.fit(scores, valid_pair[1], self.taxonomy)
+            evaluation = evaluate_matrices(valid_pair[1], self.decide(scores), self.taxonomy)
+            metrics = evaluation.model_dump(mode="json")
+        self.training = TrainingInfo(
+            seed=seed,
+            train=list(train_files),
+            valid=list(valid_files),
+            train_rows=len(train),
+            valid_rows=len(valid or ()),
+            validation_metrics=metrics,
+        )
+        return self
+
+    def _warn_unseen_labels(self, targets: np.ndarray) -> None:
+        counts = targets.sum(axis=0)
+        missing = [label.id for label, count in zip(self.taxonomy.labels, counts, strict=True) if count == 0]
+        if missing:
+            log.warning(
+                "%d taxonomy label(s) have no training example and will rarely be predicted: %s",
+                len(missing),
+                ", ".join(missing),
+            )
+
+    # -- prediction -----------------------------------------------------------------------
+
+    def scores(self, texts: Sequence[str]) -> Scores:
+        logits = np.asarray(self.encoder.logits(list(texts)))
+        expected = (len(texts), len(self.taxonomy.labels))
+        if logits.shape != expected:
+            raise TaggerError(
+                f"encoder '{self.encoder.name}' returned scores of shape {logits.shape}, "
+                f"expected {expected}"
+            )
+        return Scores(logits, self.taxonomy.mode)
+
+    def decide(self, scores: Scores, rule: DecisionRule | None = None) -> np.ndarray:
+        return np.asarray((rule or self.rule).decide(scores, self.taxonomy), dtype=bool)
+
+    def predict(self, texts: Sequence[str], rule: DecisionRule | None = None) -> list[Prediction]:
+        """Labels and per-label probabilities for each text, in input order."""
+        if not texts:
+            return []
+        scores = self.scores(texts)
+        chosen = self.decide(scores, rule)
+        ids = self.taxonomy.label_ids
+        return [
+            Prediction(
+                text=text,
+                labels=labels_of(row, self.taxonomy),
+                scores={label: float(p) for label, p in zip(ids, probs, strict=True)},
+            )
+            for text, row, probs in zip(texts, chosen, scores.probabilities, strict=True)
+        ]
+
+    def evaluate(self, records: Sequence[Record], rule: DecisionRule | None = None) -> Evaluation:
+        if not records:
+            raise DataError("no records to evaluate")
+        truth = label_matrix(records, self.taxonomy)
+        scores = self.scores([r.text for r in records])
+        return evaluate_matrices(truth, self.decide(scores, rule), self.taxonomy)
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def manifest(self) -> Manifest:
+        return Manifest(
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            versions=library_versions(),
+            taxonomy=self.taxonomy,
+            encoder=ComponentSpec(name=self.encoder.name, params=self.encoder.params_dict()),
+            rule=ComponentSpec(name=self.rule.name, params=self.rule.params_dict()),
+            training=self.training,
+        )
+
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write into a temporary sibling folder, then rename: never half-written."""
+        path = Path(path)
+        if path.exists():
+            if not force:
+                raise TaggerError(f"{path} already exists; use --force to replace it")
+            if not path.is_dir() or (any(path.iterdir()) and not (path / MANIFEST).is_file()):
+                raise TaggerError(f"{path} exists and is not a tagger directory; not replacing it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+        try:
+            (staging / ENCODER_DIR).mkdir()
+            self.encoder.save(staging / ENCODER_DIR)
+            (staging / MANIFEST).write_text(
+                self.manifest().model_dump_json(indent=2), encoding="utf-8"
+            )
+            if path.exists():
+                retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+                path.rename(retired / "tagger")
+                staging.rename(path)
+                shutil.rmtree(retired, ignore_errors=True)
+            else:
+                staging.rename(path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Tagger:
+        path = Path(path)
+        if not path.exists():
+            raise ModelError("tagger directory does not exist", file=path)
+        manifest_path = path / MANIFEST
+        if not path.is_dir() or not manifest_path.is_file():
+            raise ModelError(f"not a tagger directory (no {MANIFEST})", file=path)
+        try:
+            raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+            manifest = Manifest.model_validate(raw)
+        except json.JSONDecodeError as exc:
+            raise ModelError(
+                f"corrupt manifest: malformed JSON at line {exc.lineno}: {exc.msg}", file=manifest_path
+            ) from None
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            field = ".".join(str(part) for part in problem["loc"]) or None
+            raise ModelError(f"corrupt manifest: {problem['msg']}", file=manifest_path, field=field) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelError(f"cannot read manifest: {exc}", file=manifest_path) from None
+        if manifest.format != FORMAT:
+            raise ModelError(f"unsupported tagger format '{manifest.format}'", file=manifest_path)
+        encoder = make_encoder(manifest.encoder.name, manifest.encoder.params)
+        try:
+            encoder.load(path / ENCODER_DIR, manifest.taxonomy)
+        except TaggerError:
+            raise
+        except Exception as exc:
+            raise ModelError(
+                f"cannot load encoder '{manifest.encoder.name}': {type(exc).__name__}: {exc}",
+                file=path / ENCODER_DIR,
+            ) from None
+        tagger = cls(manifest.taxonomy, encoder, make_rule(manifest.rule.name, manifest.rule.params))
+        tagger.training = manifest.training
+        return tagger

@@ -1,0 +1,137 @@
+"""Taxonomies as data: load them, find them by name or path, and encode labels with them.
+
+Labels come from the taxonomy, never from the data: a label missing from one file can
+no longer change the width of the label matrix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from tagger_core.errors import DataError, TaxonomyError, closest, unknown
+from tagger_core.schemas import Label, Mode, Record, Taxonomy
+
+TAXONOMY_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def _parse_file(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TaxonomyError(f"cannot read taxonomy: {exc.strerror}", file=path) from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TaxonomyError(
+                f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", file=path
+            ) from None
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise TaxonomyError(f"malformed YAML{where}: {problem}", file=path) from None
+
+
+def load_taxonomy_file(path: Path) -> Taxonomy:
+    """A taxonomy from a YAML or JSON file, with errors that name the offending field."""
+    data = _parse_file(path)
+    if not isinstance(data, dict):
+        raise TaxonomyError("a taxonomy file must hold a mapping", file=path)
+    data.setdefault("name", path.stem)
+    try:
+        return Taxonomy.model_validate(data)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = ".".join(str(part) for part in problem["loc"]) or None
+        raise TaxonomyError(problem["msg"], file=path, field=field) from None
+
+
+def resolve_taxonomy(name_or_path: str | Path) -> Taxonomy:
+    """A registered taxonomy by name, or one loaded from a file path."""
+    from tagger_core import plugins
+
+    registered = plugins.taxonomies()
+    key = str(name_or_path)
+    if key in registered.items:
+        return registered.get(key)  # type: ignore[no-any-return]
+    path = Path(key)
+    if path.suffix.lower() in TAXONOMY_SUFFIXES or path.exists():
+        if not path.is_file():
+            raise TaxonomyError("taxonomy file does not exist", file=path)
+        return load_taxonomy_file(path)
+    raise TaxonomyError(unknown("taxonomy", key, registered.names()) + " — or give a file path")
+
+
+def label_matrix(records: Sequence[Record], taxonomy: Taxonomy, field: str = "label") -> np.ndarray:
+    """The n × L 0/1 matrix of ``records``; an unknown label stops with file, row and field."""
+    index = {label.id: i for i, label in enumerate(taxonomy.labels)}
+    lookup = {alias: label.id for label in taxonomy.labels for alias in label.aliases}
+    lookup.update({label_id: label_id for label_id in index})
+    matrix = np.zeros((len(records), len(index)), dtype=np.float32)
+    for i, record in enumerate(records):
+        for name in record.labels:
+            label_id = lookup.get(name)
+            if label_id is None:
+                hint = closest(name, taxonomy.label_ids)
+                suggestion = f"; did you mean '{hint}'?" if hint else ""
+                raise DataError(
+                    f"unknown label '{name}' (not in taxonomy '{taxonomy.name}'{suggestion})",
+                    file=record.file,
+                    row=record.row,
+                    field=field,
+                )
+            matrix[i, index[label_id]] = 1.0
+        if taxonomy.mode == "single-label" and matrix[i].sum() != 1:
+            raise DataError(
+                f"taxonomy '{taxonomy.name}' is single-label but the record has "
+                f"{int(matrix[i].sum())} labels",
+                file=record.file,
+                row=record.row,
+                field=field,
+            )
+    return matrix
+
+
+def labels_of(row: np.ndarray, taxonomy: Taxonomy) -> list[str]:
+    return [taxonomy.labels[j].id for j in np.flatnonzero(row)]
+
+
+def infer_taxonomy(records: Sequence[Record], name: str, mode: Mode | None = None) -> Taxonomy:
+    """A starting taxonomy from the labels seen in ``records``, most frequent first."""
+    counts = Counter(label for record in records for label in record.labels)
+    if not counts:
+        raise DataError("no labels found: cannot infer a taxonomy", file=records[0].file if records else None)
+    if mode is None:
+        mode = "single-label" if all(len(r.labels) == 1 for r in records) else "multi-label"
+    labels = [Label(id=label) for label, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    return Taxonomy(
+        name=name,
+        mode=mode,
+        description=f"Inferred from {len(records)} records; add display names and descriptions.",
+        labels=labels,
+    )
+
+
+def write_taxonomy(taxonomy: Taxonomy, path: Path) -> None:
+    data = taxonomy.model_dump(mode="json", exclude_defaults=True)
+    data = {"name": taxonomy.name, "mode": taxonomy.mode, **data}
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        return
+    import yaml
+
+    path.write_text(
+        yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )

@@ -1,0 +1,1 @@
+"""Taxonomy definitions shipped with tagger, as data files (installed as tagger_taxonomies)."""
