@@ -37,7 +37,9 @@ class JsonSource(DataSource):
                 f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", file=path
             ) from None
         if not isinstance(data, list):
-            raise DataError(f"expected a JSON list of records, got {type(data).__name__}", file=path)
+            raise DataError(
+                f"expected a JSON list of records, got {type(data).__name__}", file=path
+            )
         return [
             record_from_fields(_check_mapping(item, path, row), file=path, row=row, options=options)
             for row, item in enumerate(data, start=1)
@@ -65,7 +67,9 @@ class JsonLinesSource(DataSource):
                     f"malformed JSON at column {exc.colno}: {exc.msg}", file=path, row=row
                 ) from None
             records.append(
-                record_from_fields(_check_mapping(item, path, row), file=path, row=row, options=options)
+                record_from_fields(
+                    _check_mapping(item, path, row), file=path, row=row, options=options
+                )
             )
         return records
 
@@ -111,7 +115,10 @@ class CsvSource(DataSource):
             if header is None:
                 raise DataError("empty file: no header row", file=path)
             header = [column.strip() for column in header]
-            for required in (options.text_field, *([options.label_field] if options.require_labels else [])):
+            for required in (
+                options.text_field,
+                *([options.label_field] if options.require_labels else []),
+            ):
                 if required not in header:
                     raise DataError(
                         f"no column '{required}' in header ({', '.join(header)})",
@@ -138,7 +145,9 @@ class CsvSource(DataSource):
                     fields.setdefault(options.label_field, "")
                 records.append(record_from_fields(fields, file=path, row=row, options=options))
         except csv.Error as exc:
-            raise DataError(f"malformed {self.name.upper()}: {exc}", file=path, row=reader.line_num) from None
+            raise DataError(
+                f"malformed {self.name.upper()}: {exc}", file=path, row=reader.line_num
+            ) from None
         return records
 
     def write(self, path: Path, records: list[Record], options: ReadOptions) -> None:
@@ -183,7 +192,10 @@ class ExcelSource(DataSource):
             if header_cells is None:
                 raise DataError("empty sheet: no header row", file=path)
             header = ["" if cell is None else str(cell).strip() for cell in header_cells]
-            required = [options.text_field, *([options.label_field] if options.require_labels else [])]
+            required = [
+                options.text_field,
+                *([options.label_field] if options.require_labels else []),
+            ]
             for name in required:
                 if name not in header:
                     raise DataError(
@@ -201,8 +213,14 @@ class ExcelSource(DataSource):
                     for key, value in zip(header, cells, strict=False)
                     if key and value is not None and value != ""
                 }
-                extra = [value for key, value in zip(header, cells, strict=False) if not key and value is not None]
-                if extra or len(cells) > len(header) and any(c is not None for c in cells[len(header):]):
+                extra = [
+                    value
+                    for key, value in zip(header, cells, strict=False)
+                    if not key and value is not None
+                ]
+                if extra or (
+                    len(cells) > len(header) and any(c is not None for c in cells[len(header) :])
+                ):
                     raise DataError("a cell has no column header", file=path, row=row)
                 fields.setdefault(options.text_field, "")
                 if options.label_field in header:

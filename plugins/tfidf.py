@@ -156,7 +156,9 @@ class TfidfEncoder(Encoder):
             coef = np.load(directory / "coef.npy")
             intercept = np.load(directory / "intercept.npy")
         except (OSError, ValueError) as exc:
-            raise ModelError(f"tfidf encoder state is missing or corrupt: {exc}", file=directory) from None
+            raise ModelError(
+                f"tfidf encoder state is missing or corrupt: {exc}", file=directory
+            ) from None
         n_labels = len(taxonomy.labels)
         if coef.shape != (n_labels, len(vocabulary)) or idf.shape != (len(vocabulary),):
             raise ModelError(

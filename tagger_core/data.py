@@ -38,7 +38,9 @@ def read_records(
     records = data_source_for(path, format).read(path, options)
     for record in records:
         if not record.text.strip():
-            raise DataError("empty text", file=record.file, row=record.row, field=options.text_field)
+            raise DataError(
+                "empty text", file=record.file, row=record.row, field=options.text_field
+            )
     if not records:
         raise DataError("no records in file", file=path)
     return records
@@ -77,7 +79,10 @@ def record_from_fields(
         text = str(text)
     if not isinstance(text, str):
         raise DataError(
-            f"expected text, got {type(text).__name__}", file=file, row=row, field=options.text_field
+            f"expected text, got {type(text).__name__}",
+            file=file,
+            row=row,
+            field=options.text_field,
         )
     raw_labels = fields.get(options.label_field)
     labels: list[str] = []

@@ -112,8 +112,7 @@ def _collect(hook_name: str, kind: str, key: Callable[[Any], str]) -> Collection
             if name in collection.items:
                 first = collection.items[name].plugin
                 raise PluginError(
-                    f"{kind} '{name}' is registered by both plugin '{first}' "
-                    f"and plugin '{_plugin}'"
+                    f"{kind} '{name}' is registered by both plugin '{first}' and plugin '{_plugin}'"
                 )
             collection.items[name] = Registered(name, item, _plugin)
 
@@ -136,8 +135,8 @@ def _component_name(item: Any) -> str:
 
 
 def _taxonomy_item(item: Any) -> Any:
-    from tagger_core.taxonomy import load_taxonomy_file
     from tagger_core.schemas import Taxonomy
+    from tagger_core.taxonomy import load_taxonomy_file
 
     if isinstance(item, Taxonomy):
         return item

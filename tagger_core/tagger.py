@@ -122,7 +122,9 @@ class Tagger:
         if valid:
             valid_pair = ([r.text for r in valid], label_matrix(valid, self.taxonomy))
         self._warn_unseen_labels(targets)
-        self.encoder.fit([r.text for r in train], targets, self.taxonomy, valid=valid_pair, seed=seed)
+        self.encoder.fit(
+            [r.text for r in train], targets, self.taxonomy, valid=valid_pair, seed=seed
+        )
         metrics = None
         if valid_pair is not None:
             scores = self.scores(valid_pair[0])
@@ -142,7 +144,11 @@ class Tagger:
 
     def _warn_unseen_labels(self, targets: np.ndarray) -> None:
         counts = targets.sum(axis=0)
-        missing = [label.id for label, count in zip(self.taxonomy.labels, counts, strict=True) if count == 0]
+        missing = [
+            label.id
+            for label, count in zip(self.taxonomy.labels, counts, strict=True)
+            if count == 0
+        ]
         if missing:
             log.warning(
                 "%d taxonomy label(s) have no training example and will rarely be predicted: %s",
@@ -209,7 +215,9 @@ class Tagger:
             if not path.is_dir() or (any(path.iterdir()) and not (path / MANIFEST).is_file()):
                 raise TaggerError(f"{path} exists and is not a tagger directory; not replacing it")
         path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        )
         try:
             (staging / ENCODER_DIR).mkdir()
             self.encoder.save(staging / ENCODER_DIR)
@@ -217,7 +225,9 @@ class Tagger:
                 self.manifest().model_dump_json(indent=2), encoding="utf-8"
             )
             if path.exists():
-                retired = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+                retired = Path(
+                    tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent)
+                )
                 path.rename(retired / "tagger")
                 staging.rename(path)
                 shutil.rmtree(retired, ignore_errors=True)
@@ -241,12 +251,15 @@ class Tagger:
             manifest = Manifest.model_validate(raw)
         except json.JSONDecodeError as exc:
             raise ModelError(
-                f"corrupt manifest: malformed JSON at line {exc.lineno}: {exc.msg}", file=manifest_path
+                f"corrupt manifest: malformed JSON at line {exc.lineno}: {exc.msg}",
+                file=manifest_path,
             ) from None
         except ValidationError as exc:
             problem = exc.errors()[0]
             field = ".".join(str(part) for part in problem["loc"]) or None
-            raise ModelError(f"corrupt manifest: {problem['msg']}", file=manifest_path, field=field) from None
+            raise ModelError(
+                f"corrupt manifest: {problem['msg']}", file=manifest_path, field=field
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ModelError(f"cannot read manifest: {exc}", file=manifest_path) from None
         if manifest.format != FORMAT:
@@ -261,6 +274,8 @@ class Tagger:
                 f"cannot load encoder '{manifest.encoder.name}': {type(exc).__name__}: {exc}",
                 file=path / ENCODER_DIR,
             ) from None
-        tagger = cls(manifest.taxonomy, encoder, make_rule(manifest.rule.name, manifest.rule.params))
+        tagger = cls(
+            manifest.taxonomy, encoder, make_rule(manifest.rule.name, manifest.rule.params)
+        )
         tagger.training = manifest.training
         return tagger

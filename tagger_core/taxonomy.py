@@ -112,10 +112,14 @@ def infer_taxonomy(records: Sequence[Record], name: str, mode: Mode | None = Non
     """A starting taxonomy from the labels seen in ``records``, most frequent first."""
     counts = Counter(label for record in records for label in record.labels)
     if not counts:
-        raise DataError("no labels found: cannot infer a taxonomy", file=records[0].file if records else None)
+        raise DataError(
+            "no labels found: cannot infer a taxonomy", file=records[0].file if records else None
+        )
     if mode is None:
         mode = "single-label" if all(len(r.labels) == 1 for r in records) else "multi-label"
-    labels = [Label(id=label) for label, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+    labels = [
+        Label(id=label) for label, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
     return Taxonomy(
         name=name,
         mode=mode,
@@ -132,6 +136,4 @@ def write_taxonomy(taxonomy: Taxonomy, path: Path) -> None:
         return
     import yaml
 
-    path.write_text(
-        yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8"
-    )
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")

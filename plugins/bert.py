@@ -1,0 +1,1 @@
+"""BERT-Chinese encoder (placeholder until the encoder lands; registers nothing yet)."""

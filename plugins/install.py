@@ -1,0 +1,1 @@
+"""`tagger install` / `tagger uninstall` (placeholder until they land; registers nothing yet)."""
