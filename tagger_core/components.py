@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from tagger_core.errors import PluginError
+from tagger_core.errors import PluginError, validation_problem
 from tagger_core.schemas import Record, Taxonomy
 from tagger_core.scores import Scores
 
@@ -32,11 +32,9 @@ class Component:
         try:
             self.params = self.Params(**params)
         except ValidationError as exc:
-            problem = exc.errors()[0]
-            where = ".".join(str(part) for part in problem["loc"]) or "params"
-            raise PluginError(
-                f"{self.kind} '{self.name}': parameter '{where}': {problem['msg']}"
-            ) from None
+            field, message = validation_problem(exc)
+            where = f"parameter '{field}': " if field else ""
+            raise PluginError(f"{self.kind} '{self.name}': {where}{message}") from None
 
     def params_dict(self) -> dict[str, Any]:
         return self.params.model_dump(mode="json")

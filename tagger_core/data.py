@@ -21,9 +21,10 @@ def data_source_for(path: Path, format: str | None = None) -> DataSource:
     for registered in sources.items.values():
         if suffix in registered.item.suffixes:
             return registered.item()  # type: ignore[no-any-return]
-    known = sorted(s for r in sources.items.values() for s in r.item.suffixes)
+    known = ", ".join(sorted(s for r in sources.items.values() for s in r.item.suffixes))
     raise PluginError(
-        f"{path}: {unknown('file suffix', suffix or '(none)', known)}; choose one with --format"
+        f"unknown file suffix '{suffix or '(none)'}' (known: {known}); choose one with --format",
+        file=path,
     )
 
 

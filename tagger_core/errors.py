@@ -6,6 +6,7 @@ The CLI prints ``str(error)`` and exits with status 2; nothing below the CLI pri
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class TaggerError(Exception):
@@ -57,7 +58,7 @@ def closest(name: str, candidates: list[str]) -> str | None:
     import difflib
 
     lowered = {c.lower(): c for c in candidates}
-    match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.5)
+    match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.7)
     return lowered[match[0]] if match else None
 
 
@@ -66,3 +67,11 @@ def unknown(kind: str, name: str, known: list[str]) -> str:
     hint = closest(name, known)
     suffix = f"; did you mean '{hint}'?" if hint else ""
     return f"unknown {kind} '{name}' (known: {', '.join(sorted(known)) or 'none'}{suffix})"
+
+
+def validation_problem(exc: Any) -> tuple[str | None, str]:
+    """(dotted field, message) of a pydantic ValidationError's first problem."""
+    problem = exc.errors()[0]
+    field = ".".join(str(part) for part in problem["loc"]) or None
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    return field, message

@@ -104,7 +104,7 @@ def _collect(hook_name: str, kind: str, key: Callable[[Any], str]) -> Collection
     load_plugins()
     collection = Collection(kind)
     hook = getattr(pm.hook, hook_name)
-    for impl in reversed(hook.get_hookimpls()):  # registration order
+    for impl in hook.get_hookimpls():  # registration order
         plugin_name = impl.plugin_name
 
         def register(item: Any, _plugin: str = plugin_name) -> None:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from tagger_core import plugins
 from tagger_core.components import DecisionRule, Encoder
-from tagger_core.errors import DataError, ModelError, TaggerError
+from tagger_core.errors import DataError, ModelError, TaggerError, validation_problem
 from tagger_core.metrics import Evaluation, evaluate_matrices
 from tagger_core.schemas import ComponentSpec, DataFile, Prediction, Record, Taxonomy
 from tagger_core.scores import Scores
@@ -255,10 +255,9 @@ class Tagger:
                 file=manifest_path,
             ) from None
         except ValidationError as exc:
-            problem = exc.errors()[0]
-            field = ".".join(str(part) for part in problem["loc"]) or None
+            field, message = validation_problem(exc)
             raise ModelError(
-                f"corrupt manifest: {problem['msg']}", file=manifest_path, field=field
+                f"corrupt manifest: {message}", file=manifest_path, field=field
             ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ModelError(f"cannot read manifest: {exc}", file=manifest_path) from None

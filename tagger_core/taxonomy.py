@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from tagger_core.errors import DataError, TaxonomyError, closest, unknown
+from tagger_core.errors import DataError, TaxonomyError, closest, unknown, validation_problem
 from tagger_core.schemas import Label, Mode, Record, Taxonomy
 
 TAXONOMY_SUFFIXES = (".yaml", ".yml", ".json")
@@ -53,9 +53,8 @@ def load_taxonomy_file(path: Path) -> Taxonomy:
     try:
         return Taxonomy.model_validate(data)
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        field = ".".join(str(part) for part in problem["loc"]) or None
-        raise TaxonomyError(problem["msg"], file=path, field=field) from None
+        field, message = validation_problem(exc)
+        raise TaxonomyError(message, file=path, field=field) from None
 
 
 def resolve_taxonomy(name_or_path: str | Path) -> Taxonomy:

@@ -75,6 +75,7 @@ def train_command(
     """Train a tagger on labelled files and save it to OUTPUT."""
     from tagger_core.errors import TaggerError
     from tagger_core.tagger import Tagger
+    from tagger_core.taxonomy import label_matrix
 
     if output.exists() and not force:  # fail before training, not after
         raise TaggerError(f"{output} already exists; use --force to replace it")
@@ -87,6 +88,9 @@ def train_command(
     )
     train_records, train_files = read_all(train_paths, kwargs)
     valid_records, valid_files = read_all(valid_paths, kwargs)
+    # Unknown labels stop here, before any training output.
+    label_matrix(train_records, tagger.taxonomy)
+    label_matrix(valid_records, tagger.taxonomy)
     if not valid_records:
         logging.getLogger("tagger").warning(
             "no --valid file: the tagger is saved without validation metrics"
