@@ -9,12 +9,11 @@ import openpyxl
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import EXAMPLES, one_line_error
 
 from tagger_core import Tagger, read_records
 from tagger_core.cli import cli
 from tagger_core.cli.predict import interactive
-
-from conftest import EXAMPLES, one_line_error
 
 
 @pytest.fixture

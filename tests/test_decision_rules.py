@@ -29,7 +29,7 @@ def test_threshold_in_logit_space_as_in_the_reference() -> None:
 
 
 def test_probability_threshold_must_be_inside_zero_one() -> None:
-    with pytest.raises(PluginError, match="decision rule 'threshold'.*strictly between 0 and 1"):
+    with pytest.raises(PluginError, match=r"decision rule 'threshold'.*strictly between 0 and 1"):
         make_rule("threshold", {"threshold": 1.5})
     with pytest.raises(PluginError, match="parameter 'treshold'"):
         make_rule("threshold", {"treshold": 0.3})
@@ -50,5 +50,5 @@ def test_argmax_gives_exactly_one_label_under_softmax() -> None:
 
 
 def test_unknown_rule_suggests_a_known_one() -> None:
-    with pytest.raises(PluginError, match="unknown decision rule 'top_k'.*did you mean 'top-k'"):
+    with pytest.raises(PluginError, match=r"unknown decision rule 'top_k'.*did you mean 'top-k'"):
         make_rule("top_k")

@@ -13,11 +13,10 @@ import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import one_line_error
 
 from tagger_core import DataSource, DecisionRule, Encoder, PluginError, Taxonomy, hookimpl, plugins
 from tagger_core.cli import cli
-
-from conftest import one_line_error
 
 TAGGER = str(Path(sys.executable).parent / "tagger")
 

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TOY
 
 from tagger_core import ModelError, PluginError, Taxonomy
 from tagger_core.tagger import make_encoder
-
-from conftest import TOY
 
 MULTI = Taxonomy.model_validate(
     {"name": "m", "labels": [{"id": "park"}, {"id": "museum"}, {"id": "never"}]}
@@ -72,7 +71,7 @@ def test_bad_parameters_are_one_line_errors() -> None:
     with pytest.raises(PluginError, match="encoder 'tfidf': parameter 'ngram_min'"):
         make_encoder("tfidf", {"ngram_min": 0})
     with pytest.raises(
-        PluginError, match="^encoder 'tfidf': ngram_max must be at least ngram_min$"
+        PluginError, match=r"^encoder 'tfidf': ngram_max must be at least ngram_min$"
     ):
         make_encoder("tfidf", {"ngram_min": 3, "ngram_max": 2})
 
