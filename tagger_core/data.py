@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tagger_core import plugins
 from tagger_core.components import DataSource, ReadOptions
-from tagger_core.errors import DataError, PluginError, unknown
+from tagger_core.errors import DataError, PluginError
 from tagger_core.schemas import DataFile, Record
 
 
