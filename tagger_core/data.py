@@ -16,11 +16,11 @@ def data_source_for(path: Path, format: str | None = None) -> DataSource:
     """The data source named ``format``, or the one whose suffix ``path`` has."""
     sources = plugins.data_sources()
     if format is not None:
-        return sources.get(format)()  # type: ignore[no-any-return]
+        return sources.get(format)()
     suffix = path.suffix.lower()
     for registered in sources.items.values():
         if suffix in registered.item.suffixes:
-            return registered.item()  # type: ignore[no-any-return]
+            return registered.item()
     known = ", ".join(sorted(s for r in sources.items.values() for s in r.item.suffixes))
     raise PluginError(
         f"unknown file suffix '{suffix or '(none)'}' (known: {known}); choose one with --format",

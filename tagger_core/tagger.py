@@ -71,11 +71,11 @@ def default_rule_name(taxonomy: Taxonomy) -> str:
 
 
 def make_encoder(name: str, params: dict[str, Any] | None = None) -> Encoder:
-    return plugins.encoders().get(name)(**(params or {}))  # type: ignore[no-any-return]
+    return plugins.encoders().get(name)(**(params or {}))
 
 
 def make_rule(name: str, params: dict[str, Any] | None = None) -> DecisionRule:
-    return plugins.decision_rules().get(name)(**(params or {}))  # type: ignore[no-any-return]
+    return plugins.decision_rules().get(name)(**(params or {}))
 
 
 class Tagger:

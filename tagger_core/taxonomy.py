@@ -64,7 +64,7 @@ def resolve_taxonomy(name_or_path: str | Path) -> Taxonomy:
     registered = plugins.taxonomies()
     key = str(name_or_path)
     if key in registered.items:
-        return registered.get(key)  # type: ignore[no-any-return]
+        return registered.get(key)
     path = Path(key)
     if path.suffix.lower() in TAXONOMY_SUFFIXES or path.exists():
         if not path.is_file():

@@ -28,7 +28,7 @@ def plugins_command(as_json: bool) -> None:
     ):
         for registered in collection.items.values():
             provided.setdefault(registered.plugin, {}).setdefault(kind, []).append(registered.name)
-    listing = []
+    listing: list[dict[str, Any]] = []
     for name, plugin in sorted(manager.list_name_plugin(), key=lambda item: item[0]):
         distribution, version = plugins.plugin_distribution(name)
         hooks = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [])
