@@ -35,7 +35,9 @@ class TfidfParams(BaseModel):
     sublinear_tf: bool = True
     lowercase: bool = True
     C: float = Field(default=10.0, gt=0, description="inverse regularisation strength")
-    class_weight: Literal["balanced"] | None = None
+    # "balanced" by measurement: on multi-label data it lifts micro-F1 and halves empty
+    # predictions (docs/benchmarks.md); on single-label data it is neutral.
+    class_weight: Literal["balanced"] | None = "balanced"
     max_iter: int = Field(default=1000, ge=1)
 
     @model_validator(mode="after")

@@ -29,6 +29,7 @@ _EXPORTS = {
     "Encoder": "tagger_core.components",
     "DecisionRule": "tagger_core.components",
     "ReadOptions": "tagger_core.components",
+    "Normalizer": "tagger_core.components",
     "Evaluation": "tagger_core.metrics",
     "Tagger": "tagger_core.tagger",
     "read_records": "tagger_core.data",
@@ -49,7 +50,13 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from tagger_core.components import DataSource, DecisionRule, Encoder, ReadOptions
+    from tagger_core.components import (
+        DataSource,
+        DecisionRule,
+        Encoder,
+        Normalizer,
+        ReadOptions,
+    )
     from tagger_core.data import read_records, write_records
     from tagger_core.errors import DataError, ModelError, PluginError, TaggerError, TaxonomyError
     from tagger_core.metrics import Evaluation

@@ -114,3 +114,14 @@ class DecisionRule(Component, ABC):
     @abstractmethod
     def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
         """A boolean n × L matrix of chosen labels."""
+
+
+class Normalizer(Component):
+    """A text clean-up chosen at training, saved in the tagger and applied identically at
+    prediction, so that the encoder sees the same kind of text both times."""
+
+    kind: ClassVar[str] = "normalizer"
+
+    @abstractmethod
+    def normalize(self, text: str) -> str:
+        """The normalised form of one text."""

@@ -39,5 +39,11 @@ def register_decision_rules(register: Callable[[type], None]) -> None:
 
 
 @hookspec
+def register_normalizers(register: Callable[[type], None]) -> None:
+    """Register :class:`tagger_core.Normalizer` subclasses: text clean-ups applied alike at
+    training and prediction (e.g. full-width → half-width, Traditional → Simplified)."""
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add subcommands to the ``tagger`` click group ``cli``."""

@@ -157,6 +157,10 @@ def decision_rules() -> Collection:
     return _collect("register_decision_rules", "decision rule", _component_name)
 
 
+def normalizers() -> Collection:
+    return _collect("register_normalizers", "normalizer", _component_name)
+
+
 def taxonomies() -> Collection:
     collection = Collection("taxonomy")
     raw = _collect("register_taxonomies", "taxonomy", lambda item: repr(item))

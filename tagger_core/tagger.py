@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from tagger_core import plugins
-from tagger_core.components import DecisionRule, Encoder
+from tagger_core.components import DecisionRule, Encoder, Normalizer
 from tagger_core.errors import DataError, ModelError, TaggerError, validation_problem
 from tagger_core.metrics import Evaluation, evaluate_matrices
 from tagger_core.schemas import ComponentSpec, DataFile, Prediction, Record, Taxonomy
@@ -53,6 +53,7 @@ class Manifest(BaseModel):
     taxonomy: Taxonomy
     encoder: ComponentSpec
     rule: ComponentSpec
+    normalizers: list[ComponentSpec] = Field(default_factory=list)
     training: TrainingInfo
 
 
@@ -78,11 +79,33 @@ def make_rule(name: str, params: dict[str, Any] | None = None) -> DecisionRule:
     return plugins.decision_rules().get(name)(**(params or {}))
 
 
+def make_normalizer(name: str, params: dict[str, Any] | None = None) -> Normalizer:
+    return plugins.normalizers().get(name)(**(params or {}))
+
+
+NormalizerSpec = str | tuple[str, dict[str, Any]] | Normalizer
+
+
+def _normalizer(spec: NormalizerSpec) -> Normalizer:
+    if isinstance(spec, Normalizer):
+        return spec
+    if isinstance(spec, str):
+        return make_normalizer(spec)
+    return make_normalizer(*spec)
+
+
 class Tagger:
-    def __init__(self, taxonomy: Taxonomy, encoder: Encoder, rule: DecisionRule) -> None:
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        encoder: Encoder,
+        rule: DecisionRule,
+        normalizers: Sequence[Normalizer] = (),
+    ) -> None:
         self.taxonomy = taxonomy
         self.encoder = encoder
         self.rule = rule
+        self.normalizers = list(normalizers)
         self.training = TrainingInfo()
 
     @classmethod
@@ -93,15 +116,27 @@ class Tagger:
         encoder_params: dict[str, Any] | None = None,
         rule: str | None = None,
         rule_params: dict[str, Any] | None = None,
+        normalizers: Sequence[NormalizerSpec] = (),
     ) -> Tagger:
-        """An untrained tagger from plugin names; the rule defaults by taxonomy mode."""
+        """An untrained tagger from plugin names; the rule defaults by taxonomy mode.
+
+        ``normalizers`` are names, ``(name, params)`` pairs or instances, applied in order.
+        """
         if not isinstance(taxonomy, Taxonomy):
             taxonomy = resolve_taxonomy(taxonomy)
         return cls(
             taxonomy,
             make_encoder(encoder, encoder_params),
             make_rule(rule or default_rule_name(taxonomy), rule_params),
+            [_normalizer(spec) for spec in normalizers],
         )
+
+    def normalize(self, texts: Sequence[str]) -> list[str]:
+        """Texts as the encoder sees them, at training and at prediction alike."""
+        out = list(texts)
+        for normalizer in self.normalizers:
+            out = [normalizer.normalize(text) for text in out]
+        return out
 
     # -- training -----------------------------------------------------------------------
 
@@ -159,7 +194,11 @@ class Tagger:
     # -- prediction -----------------------------------------------------------------------
 
     def scores(self, texts: Sequence[str]) -> Scores:
-        logits = np.asarray(self.encoder.logits(list(texts)))
+        """The encoder's scores for raw texts (normalised first)."""
+        return self._scores(self.normalize(texts))
+
+    def _scores(self, texts: list[str]) -> Scores:
+        logits = np.asarray(self.encoder.logits(texts))
         expected = (len(texts), len(self.taxonomy.labels))
         if logits.shape != expected:
             raise TaggerError(
@@ -203,6 +242,9 @@ class Tagger:
             taxonomy=self.taxonomy,
             encoder=ComponentSpec(name=self.encoder.name, params=self.encoder.params_dict()),
             rule=ComponentSpec(name=self.rule.name, params=self.rule.params_dict()),
+            normalizers=[
+                ComponentSpec(name=n.name, params=n.params_dict()) for n in self.normalizers
+            ],
             training=self.training,
         )
 

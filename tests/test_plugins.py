@@ -15,7 +15,17 @@ import pytest
 from click.testing import CliRunner
 from conftest import one_line_error
 
-from tagger_core import DataSource, DecisionRule, Encoder, PluginError, Taxonomy, hookimpl, plugins
+from tagger_core import (
+    DataSource,
+    DecisionRule,
+    Encoder,
+    Normalizer,
+    PluginError,
+    Tagger,
+    Taxonomy,
+    hookimpl,
+    plugins,
+)
 from tagger_core.cli import cli
 
 TAGGER = str(Path(sys.executable).parent / "tagger")
@@ -64,7 +74,18 @@ class LinesSource(DataSource):
         path.write_text("\n".join(r.text for r in records))
 
 
+class UpperCase(Normalizer):
+    name = "upper"
+
+    def normalize(self, text):
+        return text.upper()
+
+
 class AdHocPlugin:
+    @hookimpl
+    def register_normalizers(self, register):
+        register(UpperCase)
+
     @hookimpl
     def register_taxonomies(self, register):
         register(
@@ -112,6 +133,7 @@ def test_adhoc_plugin_is_listed_and_used_by_train(
         "encoders": ["constant"],
         "decision_rules": ["every-label"],
         "formats": ["lines"],
+        "normalizers": ["upper"],
     }
     assert adhoc["distribution"] is None
     data = tmp_path / "colours.json"
@@ -227,3 +249,21 @@ def test_listing_commands_import_no_heavy_libraries(args: list[str]) -> None:
         [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, check=False
     )
     assert result.stderr.strip().splitlines()[-1] == "HEAVY:", result.stderr
+
+
+def test_normalizers_are_saved_and_applied_alike_at_prediction(
+    register_plugin, tmp_path: Path
+) -> None:
+    register_plugin(AdHocPlugin(), "adhoc")
+    from tagger_core import Record
+
+    train = [Record(text="SKY", labels=("blue",)), Record(text="ROSE", labels=("red",))] * 3
+    tagger = Tagger.create("colours", normalizers=["upper"]).train(train)
+    assert tagger.normalize(["sky"]) == ["SKY"]
+    path = tagger.save(tmp_path / "m")
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["normalizers"] == [{"name": "upper", "params": {}}]
+    loaded = Tagger.load(path)
+    # lower-case input scores exactly like the upper-case text the encoder was trained on
+    assert loaded.predict(["sky"])[0].scores == loaded.predict(["SKY"])[0].scores
+    assert loaded.predict(["sky"])[0].labels == ["blue"]

@@ -94,4 +94,4 @@ def main() -> None:
 
 
 # Subcommand modules attach themselves to `cli` on import.
-from tagger_core.cli import evaluate, plugins, predict, train  # noqa: E402, F401
+from tagger_core.cli import data, evaluate, optimize, plugins, predict, train  # noqa: E402, F401

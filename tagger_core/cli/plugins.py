@@ -25,6 +25,7 @@ def plugins_command(as_json: bool) -> None:
         ("taxonomies", plugins.taxonomies()),
         ("encoders", plugins.encoders()),
         ("decision_rules", plugins.decision_rules()),
+        ("normalizers", plugins.normalizers()),
     ):
         for registered in collection.items.values():
             provided.setdefault(registered.plugin, {}).setdefault(kind, []).append(registered.name)

@@ -56,6 +56,12 @@ from tagger_core.cli.options import data_options, parse_params, read_all
 @click.option(
     "--rule-param", "rule_params", multiple=True, help="Rule parameter KEY=VALUE (repeatable)."
 )
+@click.option(
+    "--normalize",
+    "normalizers",
+    multiple=True,
+    help="Text normalizer applied before encoding, at training and prediction (repeatable, in order).",
+)
 @click.option("--seed", default=0, show_default=True, help="Random seed.")
 @click.option("--force", is_flag=True, help="Replace an existing tagger directory.")
 @data_options
@@ -68,6 +74,7 @@ def train_command(
     encoder_params: tuple[str, ...],
     rule: str | None,
     rule_params: tuple[str, ...],
+    normalizers: tuple[str, ...],
     seed: int,
     force: bool,
     **kwargs: Any,
@@ -85,6 +92,7 @@ def train_command(
         encoder_params=parse_params(encoder_params, "--param"),
         rule=rule,
         rule_params=parse_params(rule_params, "--rule-param"),
+        normalizers=normalizers,
     )
     train_records, train_files = read_all(train_paths, kwargs)
     valid_records, valid_files = read_all(valid_paths, kwargs)

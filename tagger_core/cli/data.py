@@ -1,0 +1,1 @@
+"""Data-workflow commands (to come: validate, split, compare, cv)."""

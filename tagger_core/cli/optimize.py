@@ -1,0 +1,1 @@
+"""`tagger optimize` (to come: choose and fit the decision rule on validation data)."""
