@@ -1,0 +1,1 @@
+"""Built-in text normalizers (placeholder until they land; registers nothing yet)."""
