@@ -1,13 +1,65 @@
-"""Built-in decision rules: global threshold, top-k and argmax."""
+"""Built-in decision rules: how a score matrix becomes label sets.
+
+- ``threshold``: one global threshold, in probability or logit space;
+- ``per-label``: a threshold per label fitted on validation scores, made robust (minimum
+  positives, shrinkage toward the global threshold, cross-validated and kept only where it
+  beats the global threshold out of sample); the default rule of multi-label taggers;
+- ``top-k``: the k best labels, optionally only those above a minimum probability;
+- ``at-least-one``: wraps any rule; takes the best label when the wrapped rule chose none;
+- ``exclusive``: wraps any rule; applies the taxonomy's exclusive labels and groups
+  (the higher-scoring side wins);
+- ``argmax``: exactly one label (single-label taxonomies).
+
+A fitted rule keeps what it learned in its params, so the saved tagger restores it.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tagger_core import DecisionRule, Scores, Taxonomy, hookimpl
+from tagger_core import DecisionRule, PluginError, Scores, Taxonomy, hookimpl
+
+log = logging.getLogger("tagger")
+
+Space = Literal["probability", "logit"]
+# Probabilities are clipped this far from 0 and 1 before taking their logit.
+_EPS = 1e-12
+# Bootstrap resamples of the validation rows that measure how sure a label's gain is.
+_BOOTSTRAP = 200
+
+
+def _default_threshold(space: Space) -> float:
+    return 0.5 if space == "probability" else 0.0
+
+
+def _check_threshold(value: float, space: Space) -> None:
+    if space == "probability" and not 0.0 < value < 1.0:
+        raise ValueError("a probability threshold lies strictly between 0 and 1")
+
+
+def _values(scores: Scores, space: Space) -> np.ndarray:
+    return np.asarray(scores.probabilities if space == "probability" else scores.logits)
+
+
+def _to_logit(values: np.ndarray | float) -> np.ndarray:
+    p = np.clip(np.asarray(values, dtype=np.float64), _EPS, 1.0 - _EPS)
+    return np.asarray(np.log(p) - np.log1p(-p))
+
+
+def _from_logit(values: np.ndarray | float) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.asarray(values, dtype=np.float64))))
+
+
+def _label_index(taxonomy: Taxonomy) -> dict[str, int]:
+    return {label_id: j for j, label_id in enumerate(taxonomy.label_ids)}
+
+
+# -- global threshold ----------------------------------------------------------------------
 
 
 class ThresholdParams(BaseModel):
@@ -16,14 +68,13 @@ class ThresholdParams(BaseModel):
     threshold: float | None = Field(
         default=None, description="default 0.5 in probability space, 0.0 in logit space"
     )
-    space: Literal["probability", "logit"] = "probability"
+    space: Space = "probability"
 
     @model_validator(mode="after")
     def _default_and_range(self) -> ThresholdParams:
         if self.threshold is None:
-            self.threshold = 0.5 if self.space == "probability" else 0.0
-        if self.space == "probability" and not 0.0 < self.threshold < 1.0:
-            raise ValueError("a probability threshold lies strictly between 0 and 1")
+            self.threshold = _default_threshold(self.space)
+        _check_threshold(self.threshold, self.space)
         return self
 
 
@@ -35,8 +86,336 @@ class ThresholdRule(DecisionRule):
     def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
         params = self.params
         assert isinstance(params, ThresholdParams) and params.threshold is not None
-        values = scores.probabilities if params.space == "probability" else scores.logits
-        return np.asarray(values >= params.threshold)
+        return np.asarray(_values(scores, params.space) >= params.threshold)
+
+    def label_thresholds(self, taxonomy: Taxonomy) -> dict[str, float]:
+        """The threshold each label is held to (for evaluation reports)."""
+        params = self.params
+        assert isinstance(params, ThresholdParams) and params.threshold is not None
+        return dict.fromkeys(taxonomy.label_ids, params.threshold)
+
+
+# -- per-label thresholds ------------------------------------------------------------------
+
+
+class PerLabelParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    space: Space = "probability"
+    default: float | None = Field(
+        default=None,
+        description="global threshold for labels without their own "
+        "(default 0.5 in probability space, 0.0 in logit space)",
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="fitted: label id → its own threshold"
+    )
+    objective: Literal["label", "micro"] = Field(
+        default="label",
+        description="label: each threshold maximises its label's F-beta (lifts macro F1); "
+        "micro: the thresholds jointly maximise micro F-beta over all labels",
+    )
+    beta: float = Field(
+        default=1.0,
+        gt=0,
+        description="F-beta to maximise: 1 = F1, 0.5 favours precision, 2 favours recall",
+    )
+    min_positives: int = Field(
+        default=5, ge=1, description="validation positives a label needs for its own threshold"
+    )
+    shrinkage: float = Field(
+        default=20.0,
+        ge=0,
+        description="pseudo-positives pulling a fitted threshold toward the default "
+        "(in logit space): weight = positives / (positives + shrinkage)",
+    )
+    folds: int = Field(
+        default=5,
+        ge=0,
+        description="cross-validation folds over the validation rows; a label keeps its own "
+        "threshold only if it beats the default out of sample (0: no check)",
+    )
+    repeats: int = Field(default=3, ge=1, description="repetitions of the cross-validation")
+    min_gain: float = Field(
+        default=0.0,
+        ge=0,
+        description="out-of-sample gain (in F-beta) a label's own threshold must exceed",
+    )
+    confidence: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="how sure (share of bootstrap resamples of the validation rows) the "
+        "out-of-sample gain must be",
+    )
+    exclusive: bool = Field(
+        default=True,
+        description="apply the taxonomy's exclusive labels and groups (higher score wins)",
+    )
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _defaults_and_ranges(self) -> PerLabelParams:
+        if self.default is None:
+            self.default = _default_threshold(self.space)
+        _check_threshold(self.default, self.space)
+        for label, value in self.thresholds.items():
+            if self.space == "probability" and not 0.0 < value < 1.0:
+                raise ValueError(f"threshold of label '{label}' must lie strictly between 0 and 1")
+        return self
+
+
+def fbeta_from_counts(tp: Any, fp: Any, fn: Any, beta: float) -> np.ndarray:
+    """F-beta from counts; 0 where undefined (no positives and none predicted)."""
+    b2 = beta * beta
+    tp = np.asarray(tp, dtype=np.float64)
+    denominator = (1 + b2) * tp + b2 * np.asarray(fn, dtype=np.float64) + np.asarray(fp)
+    return np.divide((1 + b2) * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+
+
+def _cuts(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every distinct way to cut ``z``: (threshold, TP, FP) per cut. Thresholds lie halfway
+    between consecutive distinct scores (never on a validation score); the first cut
+    predicts nothing, the last everything."""
+    order = np.argsort(-z, kind="stable")
+    v = z[order]
+    t = y[order].astype(np.float64)
+    n = len(v)
+    tp = np.cumsum(t)
+    fp = np.cumsum(1.0 - t)
+    ends = np.flatnonzero(np.r_[v[:-1] > v[1:], True])  # cut after these positions
+    below = np.where(ends < n - 1, v[np.minimum(ends + 1, n - 1)], v[-1] - 2.0)
+    thresholds = np.r_[v[0] + 2.0, (v[ends] + below) / 2.0]
+    return thresholds, np.r_[0.0, tp[ends]], np.r_[0.0, fp[ends]]
+
+
+@dataclass(frozen=True)
+class Utility:
+    """What one label's threshold maximises, from its TP and FP counts.
+
+    For a label's own F-beta, ``micro`` is None. For micro F-beta over all labels, the
+    thresholds maximise it jointly when each label maximises ``a·TP - c·FP`` with
+    ``a = (1+β²)(1-F*) + β²F*`` and ``c = F*`` at the optimum F* (Dinkelbach), so each
+    label is still fitted on its own; ``scale`` (micro F-beta's denominator) turns a
+    utility gain into an approximate gain in micro F-beta.
+    """
+
+    beta: float
+    micro: tuple[float, float, float] | None = None  # (a, c, scale)
+
+    def values(self, tp: np.ndarray, fp: np.ndarray, positives: float) -> np.ndarray:
+        if self.micro is None:
+            return fbeta_from_counts(tp, fp, positives - np.asarray(tp), self.beta)
+        a, c, _ = self.micro
+        return a * np.asarray(tp) - c * np.asarray(fp)
+
+    def gain(self, tuned: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """Gain in F-beta of counts ``tuned`` (TP, FP, FN) over ``base``; each count may
+        be an array (one value per bootstrap sample)."""
+        if self.micro is None:
+            return fbeta_from_counts(*tuned, beta=self.beta) - fbeta_from_counts(
+                *base, beta=self.beta
+            )
+        a, c, scale = self.micro
+        delta = a * (tuned[0] - base[0]) - c * (tuned[1] - base[1])
+        return np.asarray(delta / scale if scale > 0 else delta * 0.0)
+
+    @classmethod
+    def micro_at(cls, truth: np.ndarray, chosen: np.ndarray, beta: float) -> Utility:
+        tp = float((truth & chosen).sum())
+        fp = float((~truth & chosen).sum())
+        fn = float((truth & ~chosen).sum())
+        b2 = beta * beta
+        scale = (1 + b2) * tp + b2 * fn + fp
+        f_star = (1 + b2) * tp / scale if scale > 0 else 0.0
+        return cls(beta, ((1 + b2) * (1 - f_star) + b2 * f_star, f_star, scale))
+
+
+def best_threshold(
+    z: np.ndarray, y: np.ndarray, beta: float, anchor: float, utility: Utility | None = None
+) -> float:
+    """The threshold on ``z`` that maximises F-beta of ``y`` (or ``utility``); among ties
+    the one nearest ``anchor``."""
+    utility = utility or Utility(beta)
+    thresholds, tp, fp = _cuts(z, y)
+    values = utility.values(tp, fp, float(y.sum()))
+    best = np.flatnonzero(values >= values.max() - 1e-12)
+    return float(thresholds[best[np.argmin(np.abs(thresholds[best] - anchor))]])
+
+
+def _stratified_folds(y: np.ndarray, folds: int, rng: np.random.Generator) -> np.ndarray:
+    """Fold ids that spread positives and negatives evenly over the folds."""
+    ids = np.empty(len(y), dtype=np.int64)
+    for value in (0, 1):
+        rows = np.flatnonzero(y == value)
+        rng.shuffle(rows)
+        ids[rows] = (np.arange(len(rows)) + int(rng.integers(folds))) % folds
+    return ids
+
+
+def _counts(chosen: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return np.array(
+        [(chosen & truth).sum(), (chosen & ~truth).sum(), (~chosen & truth).sum()], dtype=float
+    )
+
+
+class PerLabelRule(DecisionRule):
+    name = "per-label"
+    description = (
+        "A threshold per label fitted on validation scores (robust: minimum positives, "
+        "shrinkage, kept only where it beats the global threshold in cross-validation)."
+    )
+    Params = PerLabelParams
+    fittable = True
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        # Why each label has (or lacks) its own threshold, filled by fit(); not saved.
+        self.fit_details: list[dict[str, Any]] = []
+
+    @property
+    def _p(self) -> PerLabelParams:
+        params = self.params
+        assert isinstance(params, PerLabelParams) and params.default is not None
+        return params
+
+    def _threshold_vector(self, taxonomy: Taxonomy) -> np.ndarray:
+        p = self._p
+        index = _label_index(taxonomy)
+        unknown = [label for label in p.thresholds if label not in index]
+        if unknown:
+            raise PluginError(
+                f"decision rule 'per-label': threshold for label '{unknown[0]}', "
+                f"which taxonomy '{taxonomy.name}' does not have"
+            )
+        vector = np.full(len(index), p.default, dtype=np.float64)
+        for label, value in p.thresholds.items():
+            vector[index[label]] = value
+        return vector
+
+    def label_thresholds(self, taxonomy: Taxonomy) -> dict[str, float]:
+        """The threshold each label is held to (for evaluation reports)."""
+        vector = self._threshold_vector(taxonomy)
+        return {label: float(v) for label, v in zip(taxonomy.label_ids, vector, strict=True)}
+
+    def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
+        chosen = _values(scores, self._p.space) >= self._threshold_vector(taxonomy)
+        if self._p.exclusive:
+            chosen = apply_exclusive(chosen, scores.probabilities, taxonomy)
+        return np.asarray(chosen)
+
+    def _fit_one(
+        self,
+        z: np.ndarray,
+        y: np.ndarray,
+        anchor: float,
+        utility: Utility,
+        rng: np.random.Generator,
+        weights: np.ndarray,
+    ) -> tuple[float | None, dict[str, Any]]:
+        """(own threshold in logit terms or None, details) for one label's scores ``z``."""
+        p = self._p
+        positives = int(y.sum())
+        details: dict[str, Any] = {"positives": positives}
+        if positives < p.min_positives:
+            details["reason"] = f"{positives} positive(s) < min_positives {p.min_positives}"
+            return None, details
+        if positives == len(y):
+            details["reason"] = "every validation row is positive"
+            return None, details
+
+        def fit(zs: np.ndarray, ys: np.ndarray) -> tuple[float, float]:
+            raw = best_threshold(zs, ys, p.beta, anchor, utility)
+            n_pos = float(ys.sum())
+            weight = n_pos / (n_pos + p.shrinkage) if n_pos + p.shrinkage > 0 else 1.0
+            return raw, anchor + weight * (raw - anchor)
+
+        details["raw"], own = fit(z, y)
+        details["fitted"] = own
+        if p.folds >= 2:
+            folds = min(p.folds, positives, len(y) - positives)
+            if folds < 2:
+                details["reason"] = "too few rows to cross-validate"
+                return None, details
+            truth = y == 1
+            # How often each row is predicted positive out of fold, over the repeats.
+            rate = np.zeros(len(y))
+            for _ in range(p.repeats):
+                ids = _stratified_folds(y, folds, rng)
+                for fold in range(folds):
+                    held = ids == fold
+                    _, cut = fit(z[~held], y[~held])
+                    rate[held] += z[held] >= cut
+            rate /= p.repeats
+            base = (z >= anchor).astype(np.float64)
+            per_row = np.stack(
+                [rate * truth, rate * ~truth, (1 - rate) * truth, base * truth, base * ~truth,
+                 (1 - base) * truth]
+            )  # fmt: skip
+            counts = per_row.sum(axis=1)
+            gain = float(utility.gain(counts[:3], counts[3:]))
+            details["cv_gain"] = gain
+            # Bootstrap the validation rows: how sure is it that the gain is real?
+            resampled = (per_row.astype(np.float32) @ weights).astype(np.float64)  # 6 × B
+            confidence = float(np.mean(utility.gain(resampled[:3], resampled[3:]) > 0))
+            details["confidence"] = confidence
+            if not (gain > p.min_gain and confidence >= p.confidence):
+                details["reason"] = (
+                    f"no sure out-of-sample gain ({gain:+.4f}, {100 * confidence:.0f}% sure)"
+                )
+                return None, details
+        details["reason"] = "own threshold"
+        return own, details
+
+    def fit(self, scores: Scores, targets: np.ndarray, taxonomy: Taxonomy) -> None:
+        p = self._p
+        assert p.default is not None
+        values = _values(scores, p.space)
+        # Fit in logit terms: shrinkage and midpoints behave alike for every label.
+        z_all = _to_logit(values) if p.space == "probability" else np.asarray(values, float)
+        anchor = float(_to_logit(p.default)) if p.space == "probability" else p.default
+        truth = np.asarray(targets) > 0.5
+        cuts = np.full(truth.shape[1], anchor)
+        # The micro objective needs F* at the optimum: start from the default thresholds'
+        # F*, fit, and fit once more at the F* the fitted thresholds reach.
+        for _ in range(2 if p.objective == "micro" else 1):
+            utility = (
+                Utility.micro_at(truth, z_all >= cuts, p.beta)
+                if p.objective == "micro"
+                else Utility(p.beta)
+            )
+            rng = np.random.default_rng(p.seed)
+            weights = rng.poisson(1.0, size=(len(truth), _BOOTSTRAP)).astype(np.float32)
+            results = [
+                self._fit_one(
+                    z_all[:, j], truth[:, j].astype(np.int8), anchor, utility, rng, weights
+                )
+                for j in range(truth.shape[1])
+            ]
+            cuts = np.array([anchor if own is None else own for own, _ in results])
+        thresholds: dict[str, float] = {}
+        self.fit_details = []
+        for label, (own, details) in zip(taxonomy.label_ids, results, strict=True):
+            if own is not None:
+                value = float(_from_logit(own)) if p.space == "probability" else own
+                if p.space == "probability":
+                    value = min(max(value, 1e-6), 1 - 1e-6)
+                thresholds[label] = round(value, 6)
+            details["threshold"] = thresholds.get(label, p.default)
+            if "raw" in details and p.space == "probability":
+                details["raw"] = float(_from_logit(details["raw"]))
+                details["fitted"] = float(_from_logit(details["fitted"]))
+            self.fit_details.append({"label": label, **details})
+        self.params = p.model_copy(update={"thresholds": thresholds})
+        log.info(
+            "per-label thresholds: %d of %d labels have their own (others %.3g)",
+            len(thresholds),
+            len(taxonomy.labels),
+            p.default,
+        )
+
+
+# -- top-k and argmax ----------------------------------------------------------------------
 
 
 class TopKParams(BaseModel):
@@ -76,7 +455,164 @@ class ArgmaxRule(DecisionRule):
         return chosen
 
 
+# -- wrappers ------------------------------------------------------------------------------
+
+
+class InnerRule(BaseModel):
+    """The wrapped rule, as saved in the manifest: ``{"name": ..., "params": {...}}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "threshold"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the wrapped rule needs a name")
+        return value
+
+
+class WrapperRule(DecisionRule):
+    """A rule that post-processes the decisions of another rule (``inner``)."""
+
+    fittable = True
+
+    def __init__(self, **params: Any) -> None:
+        inner = params.get("inner")
+        if isinstance(inner, str):  # `--rule-param inner=top-k` is short for {name: top-k}
+            params = {**params, "inner": {"name": inner}}
+        super().__init__(**params)
+        from tagger_core.tagger import make_rule
+
+        spec = self._spec
+        try:
+            self.inner = make_rule(spec.name, spec.params)
+        except PluginError as exc:
+            raise PluginError(f"decision rule '{self.name}': inner rule: {exc}") from None
+        # Store the inner rule's validated parameters (defaults filled in).
+        self._store_inner()
+
+    @property
+    def _spec(self) -> InnerRule:
+        inner = self.params.inner  # type: ignore[attr-defined]
+        assert isinstance(inner, InnerRule)
+        return inner
+
+    def _store_inner(self) -> None:
+        self.params = self.params.model_copy(
+            update={"inner": InnerRule(name=self.inner.name, params=self.inner.params_dict())}
+        )
+
+    def fit(self, scores: Scores, targets: np.ndarray, taxonomy: Taxonomy) -> None:
+        if self.inner.fittable:
+            self.inner.fit(scores, targets, taxonomy)
+            self._store_inner()
+
+    @property
+    def fit_details(self) -> list[dict[str, Any]]:
+        return list(getattr(self.inner, "fit_details", []))
+
+    def label_thresholds(self, taxonomy: Taxonomy) -> dict[str, float] | None:
+        method = getattr(self.inner, "label_thresholds", None)
+        return method(taxonomy) if method is not None else None
+
+
+class AtLeastOneParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inner: InnerRule = Field(default_factory=InnerRule, description="the wrapped rule")
+    min_probability: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="take the best label only if it scores at least this",
+    )
+
+
+class AtLeastOneRule(WrapperRule):
+    name = "at-least-one"
+    description = "Wraps a rule (inner); when it chooses no label, takes the best-scoring one."
+    Params = AtLeastOneParams
+
+    def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
+        params = self.params
+        assert isinstance(params, AtLeastOneParams)
+        chosen = np.array(self.inner.decide(scores, taxonomy), dtype=bool)
+        probabilities = scores.probabilities
+        empty = np.flatnonzero(~chosen.any(axis=1))
+        if len(empty):
+            best = np.argmax(probabilities[empty], axis=1)
+            ok = probabilities[empty, best] >= params.min_probability
+            chosen[empty[ok], best[ok]] = True
+        return chosen
+
+
+class ExclusiveParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    inner: InnerRule = Field(default_factory=InnerRule, description="the wrapped rule")
+
+
+class ExclusiveRule(WrapperRule):
+    name = "exclusive"
+    description = (
+        "Wraps a rule (inner) and applies the taxonomy's exclusive labels and groups: "
+        "the higher-scoring side wins."
+    )
+    Params = ExclusiveParams
+
+    def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
+        chosen = np.asarray(self.inner.decide(scores, taxonomy), dtype=bool)
+        return apply_exclusive(chosen, scores.probabilities, taxonomy)
+
+
+def apply_exclusive(chosen: np.ndarray, values: np.ndarray, taxonomy: Taxonomy) -> np.ndarray:
+    """Enforce ``taxonomy.constraints``: an exclusive label stands alone, a group keeps one.
+
+    Where an exclusive label was chosen with others, it stays alone if it scores higher than
+    every other chosen label and is dropped otherwise; within an exclusive group only the
+    best-scoring chosen label stays. Never empties a row that had a label.
+    """
+    constraints = taxonomy.constraints
+    if not constraints.exclusive and not constraints.exclusive_groups:
+        return chosen
+    index = _label_index(taxonomy)
+    out = np.array(chosen, dtype=bool)
+    for label in constraints.exclusive:
+        j = index[label]
+        others = out.copy()
+        others[:, j] = False
+        conflict = out[:, j] & others.any(axis=1)
+        if not conflict.any():
+            continue
+        best_other = np.where(others, values, -np.inf).max(axis=1)
+        alone = conflict & (values[:, j] > best_other)
+        out[alone] = False
+        out[alone, j] = True
+        out[conflict & ~alone, j] = False
+    for group in constraints.exclusive_groups:
+        columns = np.array([index[label] for label in group])
+        members = out[:, columns]
+        crowded = np.flatnonzero(members.sum(axis=1) > 1)
+        if not len(crowded):
+            continue
+        masked = np.where(members[crowded], values[np.ix_(crowded, columns)], -np.inf)
+        keep = columns[np.argmax(masked, axis=1)]
+        out[np.ix_(crowded, columns)] = False
+        out[crowded, keep] = True
+    return out
+
+
 @hookimpl
 def register_decision_rules(register):  # type: ignore[no-untyped-def]
-    for rule in (ThresholdRule, TopKRule, ArgmaxRule):
+    for rule in (
+        ThresholdRule,
+        PerLabelRule,
+        TopKRule,
+        AtLeastOneRule,
+        ExclusiveRule,
+        ArgmaxRule,
+    ):
         register(rule)

@@ -68,7 +68,8 @@ def library_versions() -> dict[str, str]:
 
 
 def default_rule_name(taxonomy: Taxonomy) -> str:
-    return "argmax" if taxonomy.mode == "single-label" else "threshold"
+    """argmax for single-label; per-label thresholds (fitted on --valid) for multi-label."""
+    return "argmax" if taxonomy.mode == "single-label" else "per-label"
 
 
 def make_encoder(name: str, params: dict[str, Any] | None = None) -> Encoder:
@@ -155,18 +156,29 @@ class Tagger:
         targets = label_matrix(train, self.taxonomy)
         valid_pair = None
         if valid:
-            valid_pair = ([r.text for r in valid], label_matrix(valid, self.taxonomy))
+            valid_pair = (
+                self.normalize([r.text for r in valid]),
+                label_matrix(valid, self.taxonomy),
+            )
         self._warn_unseen_labels(targets)
-        self.encoder.fit(
-            [r.text for r in train], targets, self.taxonomy, valid=valid_pair, seed=seed
-        )
+        texts = self.normalize([r.text for r in train])
+        self.encoder.fit(texts, targets, self.taxonomy, valid=valid_pair, seed=seed)
         metrics = None
         if valid_pair is not None:
-            scores = self.scores(valid_pair[0])
-            if self.rule.fittable:
+            scores = self._scores(valid_pair[0])
+            if self.rule.fittable:  # e.g. per-label thresholds, fitted on validation scores
                 self.rule.fit(scores, valid_pair[1], self.taxonomy)
-            evaluation = evaluate_matrices(valid_pair[1], self.decide(scores), self.taxonomy)
-            metrics = evaluation.model_dump(mode="json")
+            evaluation = evaluate_matrices(
+                valid_pair[1],
+                self.decide(scores),
+                self.taxonomy,
+                scores=scores.probabilities,
+                thresholds=self.label_thresholds(),
+            )
+            # The confusion view is (L+1)² numbers: `tagger evaluate` gives it, not the manifest.
+            metrics = evaluation.model_dump(mode="json", exclude={"confusion"})
+        elif self.rule.fittable:
+            log.info("no validation data: rule '%s' is not fitted", self.rule.name)
         self.training = TrainingInfo(
             seed=seed,
             train=list(train_files),
@@ -226,12 +238,27 @@ class Tagger:
             for text, row, probs in zip(texts, chosen, scores.probabilities, strict=True)
         ]
 
-    def evaluate(self, records: Sequence[Record], rule: DecisionRule | None = None) -> Evaluation:
+    def score_records(self, records: Sequence[Record]) -> tuple[Scores, np.ndarray]:
+        """Scores and the 0/1 truth matrix of labelled ``records`` (for evaluation)."""
         if not records:
             raise DataError("no records to evaluate")
         truth = label_matrix(records, self.taxonomy)
-        scores = self.scores([r.text for r in records])
-        return evaluate_matrices(truth, self.decide(scores, rule), self.taxonomy)
+        return self.scores([r.text for r in records]), truth
+
+    def label_thresholds(self, rule: DecisionRule | None = None) -> dict[str, float] | None:
+        """The threshold each label is held to, for rules that have one (else None)."""
+        method = getattr(rule or self.rule, "label_thresholds", None)
+        return method(self.taxonomy) if callable(method) else None
+
+    def evaluate(self, records: Sequence[Record], rule: DecisionRule | None = None) -> Evaluation:
+        scores, truth = self.score_records(records)
+        return evaluate_matrices(
+            truth,
+            self.decide(scores, rule),
+            self.taxonomy,
+            scores=scores.probabilities,
+            thresholds=self.label_thresholds(rule),
+        )
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -316,7 +343,10 @@ class Tagger:
                 file=path / ENCODER_DIR,
             ) from None
         tagger = cls(
-            manifest.taxonomy, encoder, make_rule(manifest.rule.name, manifest.rule.params)
+            manifest.taxonomy,
+            encoder,
+            make_rule(manifest.rule.name, manifest.rule.params),
+            [make_normalizer(spec.name, spec.params) for spec in manifest.normalizers],
         )
         tagger.training = manifest.training
         return tagger

@@ -74,17 +74,17 @@ class LinesSource(DataSource):
         path.write_text("\n".join(r.text for r in records))
 
 
-class UpperCase(Normalizer):
-    name = "upper"
+class Reverse(Normalizer):
+    name = "reverse"
 
     def normalize(self, text):
-        return text.upper()
+        return text[::-1]
 
 
 class AdHocPlugin:
     @hookimpl
     def register_normalizers(self, register):
-        register(UpperCase)
+        register(Reverse)
 
     @hookimpl
     def register_taxonomies(self, register):
@@ -133,7 +133,7 @@ def test_adhoc_plugin_is_listed_and_used_by_train(
         "encoders": ["constant"],
         "decision_rules": ["every-label"],
         "formats": ["lines"],
-        "normalizers": ["upper"],
+        "normalizers": ["reverse"],
     }
     assert adhoc["distribution"] is None
     data = tmp_path / "colours.json"
@@ -257,13 +257,18 @@ def test_normalizers_are_saved_and_applied_alike_at_prediction(
     register_plugin(AdHocPlugin(), "adhoc")
     from tagger_core import Record
 
-    train = [Record(text="SKY", labels=("blue",)), Record(text="ROSE", labels=("red",))] * 3
-    tagger = Tagger.create("colours", normalizers=["upper"]).train(train)
-    assert tagger.normalize(["sky"]) == ["SKY"]
+    # Training texts are stored reversed; the 'reverse' normalizer turns them the right way.
+    train = [Record(text="yks", labels=("blue",)), Record(text="esor", labels=("red",))] * 3
+    tagger = Tagger.create("colours", normalizers=["reverse"]).train(train, train)
+    vocabulary = tagger.encoder.vectorizer.vocabulary_
+    assert "sky" in vocabulary and "yks" not in vocabulary  # the encoder trained on normalised text
     path = tagger.save(tmp_path / "m")
     manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["normalizers"] == [{"name": "upper", "params": {}}]
+    assert manifest["normalizers"] == [{"name": "reverse", "params": {}}]
     loaded = Tagger.load(path)
-    # lower-case input scores exactly like the upper-case text the encoder was trained on
-    assert loaded.predict(["sky"])[0].scores == loaded.predict(["SKY"])[0].scores
-    assert loaded.predict(["sky"])[0].labels == ["blue"]
+    assert [n.name for n in loaded.normalizers] == ["reverse"]
+    assert loaded.predict(["yks"])[0].labels == ["blue"]
+    assert loaded.predict(["yks"])[0].scores == tagger.predict(["yks"])[0].scores
+    # prediction normalises too: raw "yks" scores as the encoder's "sky", not as "yks"
+    assert np.allclose(loaded.scores(["yks"]).logits, loaded.encoder.logits(["sky"]))
+    assert not np.allclose(loaded.encoder.logits(["yks"]), loaded.encoder.logits(["sky"]))

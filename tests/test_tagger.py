@@ -23,7 +23,7 @@ def trained(toy_file: Path) -> Tagger:
 
 
 def test_untrained_defaults_follow_taxonomy_mode(tmp_path: Path) -> None:
-    assert Tagger.create("attractions").rule.name == "threshold"
+    assert Tagger.create("attractions").rule.name == "per-label"
     single = tmp_path / "s.yaml"
     single.write_text("mode: single-label\nlabels: [{id: a}, {id: b}]\n", encoding="utf-8")
     assert Tagger.create(str(single)).rule.name == "argmax"
@@ -55,10 +55,10 @@ def test_save_load_round_trip_and_manifest(trained: Tagger, tmp_path: Path, toy_
     assert {"python", "numpy", "scikit-learn"} <= set(manifest["versions"])
     assert manifest["taxonomy"]["name"] == "attractions"
     assert manifest["encoder"]["name"] == "tfidf" and manifest["encoder"]["params"]["C"] > 0
-    assert manifest["rule"] == {
-        "name": "threshold",
-        "params": {"threshold": 0.5, "space": "probability"},
-    }
+    # the default multi-label rule is fitted on the validation file and saved with its fit
+    assert manifest["rule"]["name"] == "per-label"
+    assert manifest["rule"]["params"]["default"] == 0.5
+    assert isinstance(manifest["rule"]["params"]["thresholds"], dict)
     train = manifest["training"]["train"][0]
     assert train["rows"] == 20 and len(train["sha256"]) == 64 and train["path"] == str(toy_file)
     assert manifest["training"]["seed"] == 3

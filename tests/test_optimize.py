@@ -1,0 +1,150 @@
+"""`tagger optimize`: the candidate grid, out-of-fold scoring of fitted rules, and saving."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import EXAMPLES, TOY, one_line_error
+
+from tagger_core import Record, Scores, Tagger, TaggerError, Taxonomy
+from tagger_core.cli import cli
+from tagger_core.optimize import candidates, optimize
+from tagger_core.tagger import MANIFEST
+
+TAXONOMY = Taxonomy.model_validate({"name": "t", "labels": [{"id": "A"}, {"id": "B"}, {"id": "C"}]})
+
+
+def _data(n: int = 300, seed: int = 0) -> tuple[Scores, np.ndarray]:
+    """Label A separates around probability 0.88 (logit 2), B and C around 0.5."""
+    rng = np.random.default_rng(seed)
+    truth = (rng.random((n, 3)) < 0.3).astype(float)
+    logits = np.where(truth == 1, 1.2, -1.2) + rng.normal(0, 0.6, (n, 3))
+    logits[:, 0] += 2.0
+    return Scores(logits, "multi-label"), truth
+
+
+def test_candidates_cover_the_grid_fitted_rules_and_at_least_one() -> None:
+    options = candidates(TAXONOMY, "micro_f1", grid=[0.3, 0.5], max_k=2)
+    descriptions = [c.description for c in options]
+    assert descriptions[:2] == ["threshold 0.3", "threshold 0.5"]
+    assert "top-2 ≥ 0.5" in descriptions and "top-1" in descriptions
+    assert "threshold 0.5 + at-least-one" in descriptions
+    assert "top-1 + at-least-one" not in descriptions  # top-k alone never leaves a row empty
+    fitted = [c.description for c in options if c.fitted]
+    assert "best global threshold" in fitted
+    assert "per-label for each label's F1, around the default threshold" in fitted
+    assert "per-label for micro F1, around the best global threshold + at-least-one" in fitted
+
+
+def test_exclusive_taxonomies_wrap_every_candidate() -> None:
+    taxonomy = Taxonomy.model_validate(
+        {"name": "x", "labels": [{"id": "A"}, {"id": "O"}], "constraints": {"exclusive": ["O"]}}
+    )
+    options = candidates(taxonomy, "micro_f1", grid=[0.5], max_k=1, at_least_one=(False,))
+    fixed = [c.rule for c in options if c.rule is not None]
+    assert fixed and all(rule["name"] == "exclusive" for rule in fixed)
+
+
+def test_optimize_ranks_candidates_and_scores_fitted_rules_out_of_fold() -> None:
+    scores, truth = _data()
+    outcome = optimize(scores, truth, TAXONOMY, "micro_f1", grid=[0.3, 0.5, 0.7, 0.9], max_k=2)
+    values = [r.score("micro_f1") for r in outcome.results]
+    assert values == sorted(values, reverse=True)
+    assert outcome.baseline.candidate.description == "global threshold 0.5"
+    # label A needs its own threshold: a per-label rule beats every global threshold
+    winner = outcome.winner
+    assert winner.candidate.family == "per-label" and winner.cv_figures is not None
+    assert winner.score("micro_f1") > outcome.baseline.figures["micro_f1"] + 0.02
+    assert winner.rule is not None
+    thresholds = winner.rule["params"].get("thresholds") or winner.rule["params"]["inner"][
+        "params"
+    ].get("thresholds")
+    assert "A" in thresholds and thresholds["A"] > 0.7
+    # identical decisions are counted once: top-2 ≥ 0.9 decides as threshold 0.9 here
+    assert sum(1 + r.same for r in outcome.results) > len(outcome.results)
+    # fixed rules are scored on the validation rows only
+    assert all(r.cv_figures is None for r in outcome.results if not r.candidate.fitted)
+
+
+def test_optimize_minimises_hamming_loss_and_refuses_unknown_objectives() -> None:
+    scores, truth = _data()
+    outcome = optimize(scores, truth, TAXONOMY, "hamming_loss", grid=[0.1, 0.5, 0.9], max_k=1)
+    values = [r.score("hamming_loss") for r in outcome.results]
+    assert values == sorted(values)
+    with pytest.raises(TaggerError, match="unknown objective 'f1'"):
+        optimize(scores, truth, TAXONOMY, "f1")
+    with pytest.raises(TaggerError, match="too few to cross-validate"):
+        optimize(Scores(np.zeros((4, 3)), "multi-label"), np.zeros((4, 3)), TAXONOMY)
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    records = [Record(text=t, labels=tuple(labels)) for t, labels in TOY]
+    return Tagger.create("attractions").train(records, records).save(tmp_path / "model")
+
+
+def _rule(path: Path) -> dict:
+    return json.loads((path / MANIFEST).read_text(encoding="utf-8"))["rule"]
+
+
+def test_cli_optimize_writes_the_winner_into_a_copy_or_in_place(
+    model: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    before = _rule(model)
+    valid = str(EXAMPLES / "validation.json")
+    copy = tmp_path / "copy"
+    args = ["optimize", str(model), valid, "--thresholds", "0.3,0.5", "--max-k", "2"]
+    result = runner.invoke(cli, [*args, "-o", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert "(baseline) global threshold 0.5 + exclusive" in result.stdout  # Others is exclusive
+    assert "OUT OF FOLD" in result.stdout and "Chosen: " in result.stdout
+    assert _rule(model) == before  # the original is untouched
+    chosen = _rule(copy)
+    loaded = Tagger.load(copy)
+    assert loaded.rule.params_dict() == chosen["params"]
+    metrics = json.loads((copy / MANIFEST).read_text(encoding="utf-8"))["training"]
+    assert metrics["validation_metrics"]["rows"] == 55
+    # -o onto an existing directory needs --force
+    line = one_line_error(runner.invoke(cli, [*args, "-o", str(copy)]))
+    assert line == f"Error: {copy} already exists; use --force to replace it"
+    # --dry-run saves nothing; without -o the tagger itself is updated
+    result = runner.invoke(cli, [*args, "--dry-run"])
+    assert result.exit_code == 0 and "Dry run: nothing saved." in result.stdout
+    assert _rule(model) == before
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert _rule(model) == chosen
+
+
+def test_cli_optimize_rejects_bad_options(model: Path) -> None:
+    runner = CliRunner()
+    valid = str(EXAMPLES / "validation.json")
+    result = runner.invoke(cli, ["optimize", str(model), valid, "--objective", "f2"])
+    assert result.exit_code == 2 and "unknown objective 'f2'" in result.output
+    result = runner.invoke(cli, ["optimize", str(model), valid, "--thresholds", "0.5,1.5"])
+    assert result.exit_code == 2 and "strictly between 0 and 1" in result.output
+    line = one_line_error(
+        runner.invoke(cli, ["optimize", str(model), valid, "--per-label-param", "nope=1"])
+    )
+    assert "decision rule 'per-label': parameter 'nope'" in line
+
+
+def test_cli_optimize_single_label_keeps_argmax(tmp_path: Path) -> None:
+    taxonomy = Taxonomy.model_validate(
+        {"name": "k", "mode": "single-label", "labels": [{"id": "museum"}, {"id": "zoo"}]}
+    )
+    rows = [("故宫博物院", "museum"), ("科学博物馆", "museum"), ("北京动物园", "zoo"),
+            ("野生动物园", "zoo"), ("香港艺术馆", "museum"), ("海洋馆", "zoo")] * 2  # fmt: skip
+    records = [Record(text=t, labels=(label,)) for t, label in rows]
+    model = Tagger.create(taxonomy).train(records).save(tmp_path / "single")
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps([{"text": t, "label": [label]} for t, label in rows]), "utf-8")
+    result = CliRunner().invoke(cli, ["optimize", str(model), str(data), "--folds", "2"])
+    assert result.exit_code == 0, result.output
+    assert "single-label taxonomy: argmax" in result.stdout
+    assert _rule(model)["name"] == "argmax"
