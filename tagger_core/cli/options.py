@@ -11,6 +11,7 @@ import click
 if TYPE_CHECKING:
     from tagger_core.components import ReadOptions
     from tagger_core.schemas import DataFile, Record
+    from tagger_core.sources import DataSpec
 
 
 def data_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -126,3 +127,24 @@ def read_all(
         records.extend(batch)
         files.append(fingerprint(path, len(batch)))
     return records, files
+
+
+def data_sources_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--data NAME=FILE (repeatable): a labelled file whose records get source NAME."""
+    return click.option(
+        "--data",
+        "data_values",
+        multiple=True,
+        metavar="NAME=FILE",
+        help="Labelled file from source NAME (repeatable); records keep their source.",
+    )(function)
+
+
+def collect_data_specs(paths: Iterable[str], values: Iterable[str]) -> list[DataSpec]:
+    """Positional files and ``--data`` values, each ``FILE`` or ``NAME=FILE``."""
+    from tagger_core.sources import parse_data_spec
+
+    out = [parse_data_spec(str(value)) for value in (*paths, *values)]
+    if not out:
+        raise click.UsageError("no data: give files as arguments or --data NAME=FILE")
+    return out

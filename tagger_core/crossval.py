@@ -1,0 +1,200 @@
+"""k-fold cross-validation: one split's figures can be luck; k folds show the spread.
+
+Folds are built like `tagger split` parts: stratified on every label by iterative
+stratification, with all records of one (normalised) name in the same fold, so that no
+name is trained on and evaluated at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from tagger_core.errors import TaggerError
+from tagger_core.schemas import Record, Taxonomy
+from tagger_core.split import arrange, group_by_name, group_labels, hold_out, stratify
+from tagger_core.taxonomy import label_matrix
+
+log = logging.getLogger("tagger")
+
+# Figures summarised as mean ± std, in display order.
+SUMMARY_METRICS = (
+    "exact_match",
+    "micro_precision",
+    "micro_recall",
+    "micro_f1",
+    "macro_f1",
+    "empty_rate",
+)
+
+
+class Fold(BaseModel):
+    fold: int
+    train_rows: int
+    valid_rows: int
+    test_rows: int
+    metrics: dict[str, Any]  # an Evaluation, plus empty_rate
+
+
+class MeanStd(BaseModel):
+    mean: float
+    std: float
+
+
+class CrossValidation(BaseModel):
+    k: int
+    seed: int
+    rows: int
+    names: int
+    taxonomy: str
+    tagger: dict[str, Any]  # encoder, rule and normalizers, as in a manifest
+    folds: list[Fold]
+    summary: dict[str, MeanStd]
+    warnings_suppressed: int = 0
+
+
+def fold_of_records(records: Sequence[Record], taxonomy: Taxonomy, k: int, seed: int) -> np.ndarray:
+    """The fold (0..k-1) of each record: stratified by label, every label with at least
+    k names in every fold, all records of a name in one fold."""
+    groups = group_by_name(records)
+    if k < 2:
+        raise TaggerError(f"-k must be at least 2, got {k}")
+    if len(groups) < k:
+        raise TaggerError(f"{len(groups)} distinct names are too few for {k} folds")
+    labels = group_labels(label_matrix(records, taxonomy), groups)
+    group_folds = stratify(labels, [1.0] * k, seed)
+    # Equal fold sizes, and every label with at least k names in every fold.
+    arrange(group_folds, np.broadcast_to(labels, (k, *labels.shape)), [1.0] * k)
+    folds = np.empty(len(records), dtype=int)
+    for group, fold in zip(groups, group_folds, strict=True):
+        folds[group] = fold
+    return folds
+
+
+def summarise(folds: Sequence[Fold]) -> dict[str, MeanStd]:
+    """Mean and sample standard deviation (ddof=1) of each summary metric over folds."""
+    out = {}
+    for metric in SUMMARY_METRICS:
+        values = np.array([fold.metrics[metric] for fold in folds], dtype=float)
+        std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out[metric] = MeanStd(mean=float(values.mean()), std=std)
+    return out
+
+
+class _Counter(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.count += 1
+        return False
+
+
+@contextmanager
+def quiet_training() -> Iterator[_Counter]:
+    """Hold back the per-run training warnings (labels without examples in a fold…) that
+    would repeat k times; they are counted, and shown with -v."""
+    counter = _Counter()
+    if log.isEnabledFor(logging.INFO):  # -v: show everything
+        yield counter
+        return
+    log.addFilter(counter)
+    try:
+        yield counter
+    finally:
+        log.removeFilter(counter)
+
+
+DEFAULT_VALID_RATIO = 0.2
+
+
+def valid_ratio_for(tagger: Any, valid_ratio: float | None) -> float:
+    """The validation share of each training set: as asked, or by default 0.2 when the
+    decision rule is fitted on validation scores (as in `tagger train --valid`), else 0."""
+    if valid_ratio is None:
+        return DEFAULT_VALID_RATIO if tagger.rule.fittable else 0.0
+    if not 0.0 <= valid_ratio < 1.0:
+        raise TaggerError(f"--valid-ratio must be in [0, 1), got {valid_ratio}")
+    return valid_ratio
+
+
+def train_tagger(
+    make_tagger: Callable[[], Any],
+    records: Sequence[Record],
+    taxonomy: Taxonomy,
+    *,
+    valid_ratio: float | None,
+    seed: int,
+) -> tuple[Any, int, int]:
+    """A new tagger trained on ``records`` (less a validation part, see
+    :func:`valid_ratio_for`); returns it with the train and validation row counts."""
+    tagger = make_tagger()
+    train: list[Record] = list(records)
+    valid: list[Record] = []
+    ratio = valid_ratio_for(tagger, valid_ratio)
+    if ratio > 0:
+        train, valid = hold_out(train, ratio, taxonomy, seed)
+    tagger.train(train, valid or None, seed=seed)
+    return tagger, len(train), len(valid)
+
+
+def cross_validate(
+    records: Sequence[Record],
+    taxonomy: Taxonomy,
+    make_tagger: Callable[[], Any],
+    *,
+    k: int = 5,
+    seed: int = 0,
+    valid_ratio: float | None = None,
+) -> CrossValidation:
+    """Train ``make_tagger()`` k times, each time testing on one fold.
+
+    A stratified validation part of each training set (``valid_ratio``, see
+    :func:`valid_ratio_for`) fits the decision rule and lets encoders stop early.
+    """
+    from tagger_core.progress import progress
+
+    folds = fold_of_records(records, taxonomy, k, seed)
+    results: list[Fold] = []
+    tagger: Any = None
+    with quiet_training() as suppressed:
+        for fold in progress(range(k), desc="cross-validation", unit="fold"):
+            test = [r for r, f in zip(records, folds, strict=True) if f == fold]
+            train = [r for r, f in zip(records, folds, strict=True) if f != fold]
+            tagger, n_train, n_valid = train_tagger(
+                make_tagger, train, taxonomy, valid_ratio=valid_ratio, seed=seed + fold
+            )
+            evaluation = tagger.evaluate(test)
+            metrics = evaluation.model_dump(mode="json", exclude={"confusion"})
+            metrics["empty_rate"] = evaluation.empty_predictions / max(evaluation.rows, 1)
+            results.append(
+                Fold(
+                    fold=fold + 1,
+                    train_rows=n_train,
+                    valid_rows=n_valid,
+                    test_rows=len(test),
+                    metrics=metrics,
+                )
+            )
+    manifest = tagger.manifest()
+    return CrossValidation(
+        k=k,
+        seed=seed,
+        rows=len(records),
+        names=len(group_by_name(records)),
+        taxonomy=taxonomy.name,
+        tagger={
+            "encoder": manifest.encoder.model_dump(),
+            "rule": manifest.rule.model_dump(),
+            "normalizers": [n.model_dump() for n in manifest.normalizers],
+        },
+        folds=results,
+        summary=summarise(results),
+        warnings_suppressed=suppressed.count,
+    )

@@ -1,0 +1,258 @@
+"""`tagger split` and tagger_core.split: stratified parts, label coverage, by-source parts."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import EXAMPLES, SHARED_DATA, one_line_error, write_json
+
+from tagger_core import Record, TaggerError, read_records, resolve_taxonomy
+from tagger_core.cli import cli
+from tagger_core.normalize import match_key
+from tagger_core.split import parse_ratios, split_by_source, split_records
+
+ATTRACTIONS = resolve_taxonomy("attractions")
+LABELS = ATTRACTIONS.label_ids
+
+
+def synthetic(counts: dict[str, int], source: str | None = None, prefix: str = "") -> list[Record]:
+    """``counts[label]`` distinct names per label, every tenth with a second label."""
+    records = []
+    for j, (label, n) in enumerate(counts.items()):
+        for i in range(n):
+            labels = [label]
+            if i % 10 == 9:
+                labels.append(LABELS[(LABELS.index(label) + 1) % len(LABELS)])
+            if "Others" in labels and len(labels) > 1:
+                labels = [label]
+            records.append(Record(text=f"{prefix}名{j}-{i}", labels=tuple(labels), source=source))
+    return records
+
+
+def labels_per_part(split) -> list[Counter]:
+    return [Counter(label for r in part for label in r.labels) for part in split.parts]
+
+
+def test_parse_ratios() -> None:
+    assert parse_ratios("4:1:1") == [4, 1, 1]
+    assert parse_ratios("0.8,0.2") == [0.8, 0.2]
+    for bad in ("4", "4:x", "4:0:1", "-1:2"):
+        with pytest.raises(TaggerError, match="bad ratios"):
+            parse_ratios(bad)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_every_label_with_enough_names_is_in_every_part(seed: int) -> None:
+    # 3 names is the least a 3-part split can spread; stratification alone often fails.
+    counts = dict(zip(LABELS, [3, 3, 4, 30, 5, 3, 40, 6, 3], strict=True))
+    split = split_records(synthetic(counts), [4, 1, 1], taxonomy=ATTRACTIONS, seed=seed)
+    for part in labels_per_part(split):
+        assert set(part) == set(LABELS)
+    assert split.missing() == [] and split.too_rare() == []
+
+
+def test_part_sizes_follow_the_ratios() -> None:
+    counts = dict.fromkeys(LABELS, 20)
+    split = split_records(synthetic(counts), [4, 1, 1], taxonomy=ATTRACTIONS, seed=0)
+    assert [len(p) for p in split.parts] == [120, 30, 30]
+    assert split.names == ["train", "valid", "test"]
+
+
+def test_a_label_too_rare_to_split_goes_to_training_first() -> None:
+    counts = dict.fromkeys(LABELS, 6)
+    counts["Water Parks"], counts["Villages"] = 2, 1
+    split = split_records(synthetic(counts), [4, 1, 1], taxonomy=ATTRACTIONS, seed=0)
+    train, valid, test = labels_per_part(split)
+    assert split.too_rare() == ["Water Parks", "Villages"]
+    assert (train["Water Parks"], valid["Water Parks"], test["Water Parks"]) == (1, 1, 0)
+    assert train["Villages"] == 1
+    assert split.missing() == []
+
+
+def test_one_name_stays_in_one_part() -> None:
+    records = synthetic(dict.fromkeys(LABELS, 6))
+    records += [
+        Record(text="香港海洋公园", labels=("Playgrounds",)),
+        Record(text="香港海洋公園", labels=("Playgrounds", "Zoos & Animal Parks")),
+        Record(text="香港 海洋公园", labels=("Playgrounds",)),
+    ]
+    for seed in range(4):
+        split = split_records(records, [1, 1, 1], taxonomy=ATTRACTIONS, seed=seed)
+        homes = {i for i, part in enumerate(split.parts) for r in part if r.text.startswith("香港")}
+        assert len(homes) == 1
+
+
+def test_same_seed_same_split_and_part_names() -> None:
+    records = synthetic(dict.fromkeys(LABELS, 5))
+    a = split_records(records, [3, 1], taxonomy=ATTRACTIONS, seed=7, names=["fit", "check"])
+    b = split_records(records, [3, 1], taxonomy=ATTRACTIONS, seed=7, names=["fit", "check"])
+    assert a.parts == b.parts and a.names == ["fit", "check"]
+    with pytest.raises(TaggerError, match="2 ratios need 2 distinct part names"):
+        split_records(records, [3, 1], taxonomy=ATTRACTIONS, names=["a", "b", "c"])
+
+
+def test_by_source_validation_parts_come_from_their_own_source() -> None:
+    shared = synthetic(dict.fromkeys(LABELS, 6), source="site")
+    relabelled = [r.model_copy(update={"source": "gpt"}) for r in shared[::2]]
+    gpt_only = synthetic(dict.fromkeys(LABELS, 2), source="gpt", prefix="新")
+    records = shared + relabelled + gpt_only
+    split = split_by_source(records, [4, 1, 1], taxonomy=ATTRACTIONS, seed=0)
+    assert split.names == ["train", "valid-site", "valid-gpt"]
+    train, valid_site, valid_gpt = split.parts
+    assert {r.source for r in valid_site} == {"site"}
+    assert {r.source for r in valid_gpt} == {"gpt"}
+    assert {r.source for r in train} == {"site", "gpt"}
+    # No validation name is trained on, in any source's labelling.
+    held_out = {match_key(r.text) for r in valid_site + valid_gpt}
+    assert not held_out & {match_key(r.text) for r in train}
+    # Other sources' labels of validation names are set aside, not dropped.
+    assert sum(len(p) for p in split.parts) + len(split.set_aside) == len(records)
+    assert all(match_key(r.text) in held_out for r in split.set_aside)
+    for part in labels_per_part(split):
+        assert set(part) == set(LABELS)
+
+
+def test_by_source_tops_up_a_small_source_from_the_others() -> None:
+    big = synthetic(dict.fromkeys(LABELS, 10), source="site")
+    small = synthetic({"Others": 3}, source="gpt", prefix="小")
+    split = split_by_source(big + small, [4, 1, 1], taxonomy=ATTRACTIONS, seed=0)
+    valid_gpt = split.parts[2]
+    sources = Counter(r.source for r in valid_gpt)
+    assert sources["gpt"] == 3 and sources["site"] > 0  # all its own names, then topped up
+    assert abs(len(valid_gpt) - len(big + small) / 6) <= 1
+
+
+def test_by_source_needs_sources_and_matching_ratios() -> None:
+    records = synthetic(dict.fromkeys(LABELS, 3))
+    with pytest.raises(TaggerError, match="at least two sources"):
+        split_by_source(records, [4, 1, 1], taxonomy=ATTRACTIONS)
+    two = synthetic(dict.fromkeys(LABELS, 3), "a") + synthetic(dict.fromkeys(LABELS, 3), "b", "b")
+    with pytest.raises(TaggerError, match=r"needs 3 ratios .* or 4"):
+        split_by_source(two, [4, 1], taxonomy=ATTRACTIONS)
+    split = split_by_source(two, [4, 1, 1, 1], taxonomy=ATTRACTIONS)
+    assert split.names == ["train", "valid-a", "valid-b", "test"]
+
+
+def test_cli_writes_parts_and_refuses_to_overwrite(runner: CliRunner, tmp_path: Path) -> None:
+    data = write_json(
+        tmp_path / "all.json",
+        [{"text": r.text, "label": list(r.labels), "city": "HK"} for r in synthetic(dict.fromkeys(LABELS, 4))],
+    )  # fmt: skip
+    out = tmp_path / "parts"
+    args = ["split", str(data), "--taxonomy", "attractions", "--ratios", "4:1:1", "--seed", "3", "-o", str(out)]  # fmt: skip
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "split.json",
+        "test.json",
+        "train.json",
+        "valid.json",
+    ]
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["LABEL", "TRAIN", "VALID", "TEST", "NAMES"]
+    assert any(line.startswith("Water Parks") for line in lines)
+    parts = [read_records(out / f"{name}.json") for name in ("train", "valid", "test")]
+    assert sum(len(p) for p in parts) == 36
+    assert parts[0][0].metadata == {"city": "HK"}  # other fields are kept
+    report = json.loads((out / "split.json").read_text(encoding="utf-8"))
+    assert report["seed"] == 3 and [p["name"] for p in report["parts"]] == [
+        "train",
+        "valid",
+        "test",
+    ]
+    line = one_line_error(runner.invoke(cli, args))
+    assert "already exist" in line and "--force" in line
+    assert runner.invoke(cli, [*args, "--force"]).exit_code == 0
+
+
+def test_cli_by_source_keeps_sources_in_the_files(runner: CliRunner, tmp_path: Path) -> None:
+    def dump(name: str, records: list[Record]) -> Path:
+        return write_json(
+            tmp_path / name, [{"text": r.text, "label": list(r.labels)} for r in records]
+        )
+
+    site = dump("site.json", synthetic(dict.fromkeys(LABELS, 6)))
+    gpt = dump(
+        "gpt.json", synthetic(dict.fromkeys(LABELS, 6))[::2] + synthetic({"Others": 5}, prefix="g")
+    )
+    out = tmp_path / "parts"
+    result = runner.invoke(
+        cli,
+        ["split", "--data", f"site={site}", "--data", f"gpt={gpt}", "--by-source",
+         "--taxonomy", "attractions", "-o", str(out), "--output-format", "jsonl"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (out / "valid-gpt.jsonl").exists() and (out / "set-aside.jsonl").exists()
+    assert "valid-gpt: gpt" in result.stdout and "Set aside" in result.stdout
+    first = json.loads((out / "valid-site.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert first["source"] == "site"
+    # Read back as a plain file, records get their written source again.
+    result = runner.invoke(cli, ["validate", str(out / "train.jsonl"), "--taxonomy", "attractions"])
+    assert "from 2 sources" in result.stdout
+
+
+def test_cli_unknown_label_stops_with_row(runner: CliRunner, tmp_path: Path) -> None:
+    data = write_json(tmp_path / "d.json", [{"text": "故宫", "label": ["Museum"]}])
+    line = one_line_error(
+        runner.invoke(
+            cli, ["split", str(data), "--taxonomy", "attractions", "-o", str(tmp_path / "o")]
+        )
+    )
+    assert "row 1, field 'label': unknown label 'Museum'" in line
+
+
+def test_bundled_examples(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(
+        cli,
+        ["split", str(EXAMPLES / "train.json"), str(EXAMPLES / "validation.json"),
+         "--taxonomy", "attractions", "-o", str(tmp_path / "parts")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    records_row = next(line for line in result.stdout.splitlines() if line.startswith("(records)"))
+    assert records_row.split()[1:] == ["184", "45", "46"]
+    assert " !" not in result.stdout and " *" not in result.stdout
+
+
+@pytest.mark.integration
+def test_tripadvisor_every_label_with_three_names_in_every_part() -> None:
+    path = SHARED_DATA / "tripadvisor_attractions_en" / "all.json"
+    if not path.exists():
+        pytest.skip("../shared data not present")
+    import json as _json
+
+    rows = [r for r in _json.loads(path.read_text(encoding="utf-8")) if r["text"].strip()]
+    records = [Record(text=r["text"], labels=tuple(r["label"])) for r in rows]
+    split = split_records(records, [4, 1, 1], seed=0)
+    assert split.missing() == []
+    assert len(split.too_rare()) == 34
+    totals = dict(zip(split.taxonomy.label_ids, split.name_totals(), strict=True))
+    for label, counts in zip(split.taxonomy.label_ids, split.label_counts(), strict=True):
+        if totals[label] >= 3:
+            assert min(counts) > 0, label
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "tagger split examples/attractions/train.json examples/attractions/validation.json "
+        "--taxonomy attractions --ratios 4:1:1 --seed 0 -o parts",
+        "tagger split --data hand=examples/attractions/train.json --data "
+        "hand=examples/attractions/validation.json --data "
+        "gpt=examples/attractions/second-source-demo.json --taxonomy attractions --by-source "
+        "--ratios 4:1:1 --seed 0 -o by-source",
+    ],
+)
+def test_docs_show_the_real_output(
+    command: str, runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_validate import doc_output
+
+    expected, status = doc_output(command)
+    (tmp_path / "examples").symlink_to(EXAMPLES.parent)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, command.split()[1:])
+    assert (result.output, result.exit_code) == (expected, status)
