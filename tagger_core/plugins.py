@@ -176,6 +176,19 @@ def taxonomies() -> Collection:
     return collection
 
 
+def commands_by_plugin() -> dict[str, list[str]]:
+    """The subcommands each plugin adds, found by letting it register on a scratch group."""
+    import click
+
+    load_plugins()
+    found: dict[str, list[str]] = {}
+    for impl in pm.hook.register_commands.get_hookimpls():
+        scratch = click.Group()
+        impl.function(cli=scratch)
+        found[impl.plugin_name] = sorted(scratch.commands)
+    return found
+
+
 def add_commands(cli: Any) -> None:
     load_plugins()
     pm.hook.register_commands(cli=cli)

@@ -137,7 +137,7 @@ def test_install_train_predict_uninstall(environment: Environment, hotels_source
     hotels = env.plugins()["hotels"]
     assert hotels["distribution"] == "tagger-hotels"
     assert hotels["version"] == "0.1.0"
-    assert hotels["provides"] == {"taxonomies": ["hotels"]}
+    assert hotels["provides"] == {"taxonomies": ["hotels"], "commands": ["hotels"]}
     assert hotels["hooks"] == ["register_commands", "register_taxonomies"]
     taxonomies = json.loads(env.tagger("taxonomies", "--json").stdout)
     assert {"name": "hotels", "plugin": "hotels", "labels": 10}.items() <= next(

@@ -134,6 +134,7 @@ def test_adhoc_plugin_is_listed_and_used_by_train(
         "decision_rules": ["every-label"],
         "formats": ["lines"],
         "normalizers": ["reverse"],
+        "commands": ["hello"],
     }
     assert adhoc["distribution"] is None
     data = tmp_path / "colours.json"

@@ -29,6 +29,8 @@ def plugins_command(as_json: bool) -> None:
     ):
         for registered in collection.items.values():
             provided.setdefault(registered.plugin, {}).setdefault(kind, []).append(registered.name)
+    for plugin_name, commands in plugins.commands_by_plugin().items():
+        provided.setdefault(plugin_name, {})["commands"] = commands
     listing: list[dict[str, Any]] = []
     for name, plugin in sorted(manager.list_name_plugin(), key=lambda item: item[0]):
         distribution, version = plugins.plugin_distribution(name)
@@ -52,9 +54,6 @@ def plugins_command(as_json: bool) -> None:
         click.echo(f"{entry['name']}{origin}")
         for kind, names in sorted(entry["provides"].items()):
             click.echo(f"  {kind.replace('_', ' ')}: {', '.join(names)}")
-        other_hooks = [h for h in entry["hooks"] if h == "register_commands"]
-        if other_hooks:
-            click.echo("  commands: yes (register_commands)")
 
 
 @cli.command("taxonomies")
