@@ -219,10 +219,18 @@ class Tagger:
             )
         return Scores(logits, self.taxonomy.mode)
 
-    def decide(self, scores: Scores, rule: DecisionRule | None = None) -> np.ndarray:
-        return np.asarray((rule or self.rule).decide(scores, self.taxonomy), dtype=bool)
+    def rule_for(self, rule: DecisionRule | str | None = None) -> DecisionRule:
+        """The saved rule, or a per-call override given as an instance or a plugin name."""
+        if rule is None:
+            return self.rule
+        return make_rule(rule) if isinstance(rule, str) else rule
 
-    def predict(self, texts: Sequence[str], rule: DecisionRule | None = None) -> list[Prediction]:
+    def decide(self, scores: Scores, rule: DecisionRule | str | None = None) -> np.ndarray:
+        return np.asarray(self.rule_for(rule).decide(scores, self.taxonomy), dtype=bool)
+
+    def predict(
+        self, texts: Sequence[str], rule: DecisionRule | str | None = None
+    ) -> list[Prediction]:
         """Labels and per-label probabilities for each text, in input order."""
         if not texts:
             return []
@@ -245,12 +253,15 @@ class Tagger:
         truth = label_matrix(records, self.taxonomy)
         return self.scores([r.text for r in records]), truth
 
-    def label_thresholds(self, rule: DecisionRule | None = None) -> dict[str, float] | None:
+    def label_thresholds(self, rule: DecisionRule | str | None = None) -> dict[str, float] | None:
         """The threshold each label is held to, for rules that have one (else None)."""
-        method = getattr(rule or self.rule, "label_thresholds", None)
+        method = getattr(self.rule_for(rule), "label_thresholds", None)
         return method(self.taxonomy) if callable(method) else None
 
-    def evaluate(self, records: Sequence[Record], rule: DecisionRule | None = None) -> Evaluation:
+    def evaluate(
+        self, records: Sequence[Record], rule: DecisionRule | str | None = None
+    ) -> Evaluation:
+        rule = self.rule_for(rule)
         scores, truth = self.score_records(records)
         return evaluate_matrices(
             truth,

@@ -14,6 +14,14 @@ from tagger_core.data import fingerprint
 from tagger_core.tagger import MANIFEST, make_rule
 
 
+def toy_records():
+    from conftest import TOY
+
+    from tagger_core import Record
+
+    return [Record(text=text, labels=tuple(labels)) for text, labels in TOY]
+
+
 @pytest.fixture
 def trained(toy_file: Path) -> Tagger:
     records = read_records(toy_file)
@@ -45,6 +53,9 @@ def test_predict_returns_labels_and_all_scores_in_input_order(trained: Tagger) -
 def test_rule_can_be_overridden_per_call(trained: Tagger) -> None:
     [top2] = trained.predict(["故宫博物院"], rule=make_rule("top-k", {"k": 2}))
     assert len(top2.labels) == 2
+    [top1] = trained.predict(["故宫博物院"], rule="top-k")  # a plugin name with default params
+    assert top1.labels == ["Museums & Galleries"]
+    assert trained.evaluate(toy_records(), rule="top-k").empty_predictions == 0
 
 
 def test_save_load_round_trip_and_manifest(trained: Tagger, tmp_path: Path, toy_file: Path) -> None:
