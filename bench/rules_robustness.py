@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from tagger_core import Record, Tagger, read_records
-from tagger_core.metrics import quick_figures
+from tagger_core.evaluation.metrics import quick_figures
 from tagger_core.tagger import make_rule
 from tagger_core.taxonomy import infer_taxonomy, resolve_taxonomy
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from tagger_core import DataError, DataSource, ReadOptions, Record, hookimpl
-from tagger_core.data import record_fields, record_from_fields
+from tagger_core.data.io import record_fields, record_from_fields
 
 
 def _read_text(path: Path) -> str:

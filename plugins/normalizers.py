@@ -3,7 +3,7 @@ case folding.
 
 Choose them at training (`tagger train --normalize nfkc --normalize t2s`); the tagger
 saves them and applies them, in the same order, to every text it predicts. The rules are
-the ones `tagger validate` uses to find duplicate names (`tagger_core.normalize`).
+the ones `tagger validate` uses to find duplicate names (`tagger_core.data.normalize`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tagger_core import Normalizer, hookimpl
-from tagger_core.normalize import tidy_whitespace, to_half_width, to_simplified
+from tagger_core.data.normalize import tidy_whitespace, to_half_width, to_simplified
 
 
 class NfkcNormalizer(Normalizer):

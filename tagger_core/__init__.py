@@ -30,10 +30,10 @@ _EXPORTS = {
     "DecisionRule": "tagger_core.components",
     "ReadOptions": "tagger_core.components",
     "Normalizer": "tagger_core.components",
-    "Evaluation": "tagger_core.metrics",
+    "Evaluation": "tagger_core.evaluation.metrics",
     "Tagger": "tagger_core.tagger",
-    "read_records": "tagger_core.data",
-    "write_records": "tagger_core.data",
+    "read_records": "tagger_core.data.io",
+    "write_records": "tagger_core.data.io",
     "resolve_taxonomy": "tagger_core.taxonomy",
     "load_taxonomy_file": "tagger_core.taxonomy",
 }
@@ -57,9 +57,9 @@ if TYPE_CHECKING:
         Normalizer,
         ReadOptions,
     )
-    from tagger_core.data import read_records, write_records
+    from tagger_core.data.io import read_records, write_records
     from tagger_core.errors import DataError, ModelError, PluginError, TaggerError, TaxonomyError
-    from tagger_core.metrics import Evaluation
+    from tagger_core.evaluation.metrics import Evaluation
     from tagger_core.schemas import Constraints, Label, Prediction, Record, Taxonomy, TrainingConfig
     from tagger_core.scores import Scores
     from tagger_core.tagger import Tagger

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from tagger_core import plugins
 from tagger_core.components import DecisionRule, Encoder, Normalizer
 from tagger_core.errors import DataError, ModelError, TaggerError, validation_problem
-from tagger_core.metrics import Evaluation, evaluate_matrices
+from tagger_core.evaluation.metrics import Evaluation, evaluate_matrices
 from tagger_core.schemas import ComponentSpec, DataFile, Prediction, Record, Taxonomy
 from tagger_core.scores import Scores
 from tagger_core.taxonomy import label_matrix, labels_of, resolve_taxonomy

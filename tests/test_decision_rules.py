@@ -140,7 +140,7 @@ def test_per_label_keeps_a_threshold_only_where_it_beats_the_default_out_of_samp
 
 
 def test_per_label_micro_objective_maximises_micro_f1() -> None:
-    from tagger_core.metrics import quick_figures
+    from tagger_core.evaluation.metrics import quick_figures
 
     rng = np.random.default_rng(1)
     n = 600

@@ -16,8 +16,8 @@ from conftest import EXAMPLES
 
 from tagger_core import Scores, Tagger, Taxonomy, read_records
 from tagger_core.cli import cli
-from tagger_core.metrics import evaluate_matrices
-from tagger_core.sweep import decisions_at, threshold_sweep
+from tagger_core.evaluation.metrics import evaluate_matrices
+from tagger_core.evaluation.sweep import decisions_at, threshold_sweep
 
 VALID = EXAMPLES / "validation.json"
 

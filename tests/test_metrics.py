@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tagger_core import Taxonomy
-from tagger_core.metrics import evaluate_matrices
+from tagger_core.evaluation.metrics import evaluate_matrices
 
 TAXONOMY = Taxonomy.model_validate({"name": "t", "labels": [{"id": "A"}, {"id": "B"}, {"id": "C"}]})
 
@@ -131,7 +131,7 @@ def test_confusion_view_and_most_confused_pairs_by_hand() -> None:
 def test_single_label_confusion_is_the_ordinary_matrix_with_a_classification_report() -> None:
     from sklearn.metrics import confusion_matrix
 
-    from tagger_core.metrics import classification_report_text
+    from tagger_core.evaluation.metrics import classification_report_text
 
     single = Taxonomy.model_validate(
         {"name": "s", "mode": "single-label", "labels": [{"id": "A"}, {"id": "B"}, {"id": "C"}]}
@@ -151,7 +151,7 @@ def test_single_label_confusion_is_the_ordinary_matrix_with_a_classification_rep
 
 
 def test_quick_figures_agree_with_evaluate_matrices() -> None:
-    from tagger_core.metrics import OBJECTIVES, quick_figures
+    from tagger_core.evaluation.metrics import OBJECTIVES, quick_figures
 
     rng = np.random.default_rng(3)
     for _ in range(20):

@@ -11,7 +11,7 @@ from conftest import TOY, write_json
 
 from tagger_core import PluginError, Record, Tagger, plugins
 from tagger_core.cli import cli
-from tagger_core.normalize import differences, match_key, tidy_whitespace, to_simplified
+from tagger_core.data.normalize import differences, match_key, tidy_whitespace, to_simplified
 from tagger_core.tagger import make_normalizer
 
 

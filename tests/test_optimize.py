@@ -12,7 +12,7 @@ from conftest import EXAMPLES, TOY, one_line_error
 
 from tagger_core import Record, Scores, Tagger, TaggerError, Taxonomy
 from tagger_core.cli import cli
-from tagger_core.optimize import candidates, optimize
+from tagger_core.evaluation.optimize import candidates, optimize
 from tagger_core.tagger import MANIFEST
 
 TAXONOMY = Taxonomy.model_validate({"name": "t", "labels": [{"id": "A"}, {"id": "B"}, {"id": "C"}]})

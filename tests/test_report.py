@@ -13,9 +13,9 @@ from conftest import EXAMPLES, TOY
 
 from tagger_core import Record, Scores, Tagger, Taxonomy
 from tagger_core.cli import cli
-from tagger_core.metrics import evaluate_matrices
-from tagger_core.report import ReportInput, describe_rule, error_rows, render_report
-from tagger_core.sweep import threshold_sweep
+from tagger_core.evaluation.metrics import evaluate_matrices
+from tagger_core.evaluation.report import ReportInput, describe_rule, error_rows, render_report
+from tagger_core.evaluation.sweep import threshold_sweep
 
 SECTIONS = ("summary", "labels", "sweep", "confusion", "errors")
 

@@ -1,4 +1,4 @@
-"""`tagger split` and tagger_core.split: stratified parts, label coverage, by-source parts."""
+"""`tagger split` and tagger_core.data.split: stratified parts, label coverage, by-source parts."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from conftest import EXAMPLES, SHARED_DATA, one_line_error, write_json
 
 from tagger_core import Record, TaggerError, read_records, resolve_taxonomy
 from tagger_core.cli import cli
-from tagger_core.normalize import match_key
-from tagger_core.split import parse_ratios, split_by_source, split_records
+from tagger_core.data.normalize import match_key
+from tagger_core.data.split import parse_ratios, split_by_source, split_records
 
 ATTRACTIONS = resolve_taxonomy("attractions")
 LABELS = ATTRACTIONS.label_ids

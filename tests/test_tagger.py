@@ -10,7 +10,7 @@ import pytest
 
 import tagger_core
 from tagger_core import DataError, ModelError, PluginError, Tagger, TaggerError, read_records
-from tagger_core.data import fingerprint
+from tagger_core.data.io import fingerprint
 from tagger_core.tagger import MANIFEST, make_rule
 
 

@@ -1,4 +1,4 @@
-"""`tagger validate` and tagger_core.validate on small files built in the tests."""
+"""`tagger validate` and tagger_core.data.validate on small files built in the tests."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from conftest import EXAMPLES, SHARED_DATA, one_line_error, write_json
 
 from tagger_core import Record, resolve_taxonomy
 from tagger_core.cli import cli
-from tagger_core.validate import CODES, validate_records
+from tagger_core.data.validate import CODES, validate_records
 
 ATTRACTIONS = resolve_taxonomy("attractions")
 

@@ -27,10 +27,10 @@ from tagger_core.cli.options import (
 )
 
 if TYPE_CHECKING:
+    from tagger_core.data.sources import DataSpec
+    from tagger_core.data.split import Split
+    from tagger_core.data.validate import ValidationReport
     from tagger_core.schemas import Record, Taxonomy
-    from tagger_core.sources import DataSpec
-    from tagger_core.split import Split
-    from tagger_core.validate import ValidationReport
 
 EXIT_DATA_ERRORS = 1
 
@@ -90,7 +90,7 @@ def _tagger_factory(taxonomy: Taxonomy, kwargs: dict[str, Any]) -> Callable[[], 
 
 
 def _read(specs: Sequence[DataSpec], kwargs: dict[str, Any], raw: bool = False) -> list[Record]:
-    from tagger_core.sources import read_raw, read_spec
+    from tagger_core.data.sources import read_raw, read_spec
 
     options = read_options(kwargs)
     reader = read_raw if raw else read_spec
@@ -219,9 +219,9 @@ def validate_command(
     Exit status: 0 no errors (warnings allowed), 1 errors found (or warnings, with
     --strict), 2 unusable input (unreadable file, unknown taxonomy).
     """
-    from tagger_core.split import parse_ratios
+    from tagger_core.data.split import parse_ratios
+    from tagger_core.data.validate import validate_records
     from tagger_core.taxonomy import infer_taxonomy, resolve_taxonomy
-    from tagger_core.validate import validate_records
 
     taxonomy = resolve_taxonomy(taxonomy_name) if taxonomy_name else None
     specs = collect_data_specs(data, data_values)
@@ -344,7 +344,7 @@ def split_command(
     the labels found in the data are used.
     """
     from tagger_core import plugins
-    from tagger_core.split import parse_ratios, split_by_source, split_records, write_split
+    from tagger_core.data.split import parse_ratios, split_by_source, split_records, write_split
     from tagger_core.taxonomy import resolve_taxonomy
 
     ratio_list = parse_ratios(ratios)
@@ -471,8 +471,8 @@ def compare_command(
     Prints the train-source × evaluation-source matrix (exact match, micro F1) and how
     far the sources agree on the names they share (per-label Cohen's kappa).
     """
-    from tagger_core.compare import compare_sources
-    from tagger_core.split import parse_ratios
+    from tagger_core.data.split import parse_ratios
+    from tagger_core.evaluation.compare import compare_sources
     from tagger_core.taxonomy import resolve_taxonomy
 
     if metrics_file is not None:
@@ -516,7 +516,7 @@ _METRIC_TITLES = {
 
 
 def print_cross_validation(result: Any) -> None:
-    from tagger_core.crossval import SUMMARY_METRICS
+    from tagger_core.evaluation.crossval import SUMMARY_METRICS
 
     click.echo(
         f"{result.k}-fold cross-validation of '{result.tagger['encoder']['name']}' on "
@@ -589,7 +589,7 @@ def cv_command(
 
     All records of one name (after normalisation) stay in one fold.
     """
-    from tagger_core.crossval import cross_validate
+    from tagger_core.evaluation.crossval import cross_validate
     from tagger_core.taxonomy import resolve_taxonomy
 
     if metrics_file is not None:

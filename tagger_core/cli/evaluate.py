@@ -56,7 +56,7 @@ def print_evaluation(evaluation: Any, rule: str | None = None) -> None:
 
 
 def _print_single_label(truth: Any, pred: Any, evaluation: Any, taxonomy: Any) -> None:
-    from tagger_core.metrics import classification_report_text
+    from tagger_core.evaluation.metrics import classification_report_text
 
     click.echo()
     click.echo(classification_report_text(truth, pred, taxonomy).rstrip())
@@ -158,8 +158,8 @@ def evaluate_command(
     tagger evaluate my-tagger test.json --report report.html \\
         --metrics-file metrics.json --results-file labels.tsv --errors-file errors.csv
     """
-    from tagger_core.metrics import evaluate_matrices
-    from tagger_core.report import describe_rule
+    from tagger_core.evaluation.metrics import evaluate_matrices
+    from tagger_core.evaluation.report import describe_rule
     from tagger_core.tagger import Tagger
 
     tagger = Tagger.load(tagger_dir)
@@ -180,7 +180,7 @@ def evaluate_command(
     if metrics_file is not None:
         figures = evaluation.model_dump(mode="json")
         if tagger.taxonomy.mode == "single-label":
-            from tagger_core.metrics import classification_report_text
+            from tagger_core.evaluation.metrics import classification_report_text
 
             figures["classification_report"] = classification_report_text(
                 truth, pred, tagger.taxonomy
@@ -193,18 +193,18 @@ def evaluate_command(
         metrics_file.write_text(json.dumps(figures, indent=2, ensure_ascii=False), "utf-8")
         _wrote("all figures", metrics_file)
     if results_file is not None:
-        from tagger_core.report import write_results_tsv
+        from tagger_core.evaluation.report import write_results_tsv
 
         write_results_tsv(results_file, evaluation)
         _wrote("the per-label table", results_file)
     if dump is not None:
-        from tagger_core.report import write_dump
+        from tagger_core.evaluation.report import write_dump
 
         write_dump(dump, scores.logits, truth)
         _wrote(f"logits and labels of {len(records)} rows", dump)
     errors = None
     if errors_file is not None or report is not None:
-        from tagger_core.report import error_rows, write_errors_csv
+        from tagger_core.evaluation.report import error_rows, write_errors_csv
 
         errors = error_rows(records, truth, pred, probabilities, tagger.taxonomy)
         if errors_file is not None:
@@ -212,19 +212,19 @@ def evaluate_command(
             _wrote(f"{len(errors)} wrong rows", errors_file)
     sweep = None
     if sweep_file is not None or sweep_plot is not None or report is not None:
-        from tagger_core.sweep import threshold_sweep, write_sweep_csv
+        from tagger_core.evaluation.sweep import threshold_sweep, write_sweep_csv
 
         sweep = threshold_sweep(scores, truth, space=sweep_space)  # type: ignore[arg-type]
         if sweep_file is not None:
             write_sweep_csv(sweep_file, sweep)
             _wrote(f"the threshold sweep ({len(sweep)} thresholds)", sweep_file)
         if sweep_plot is not None:
-            from tagger_core.report import plot_sweep
+            from tagger_core.evaluation.report import plot_sweep
 
             sweep_plot.write_bytes(plot_sweep(sweep, sweep_space, evaluation))
             _wrote("the sweep plot", sweep_plot)
     if report is not None:
-        from tagger_core.report import ReportInput, write_report
+        from tagger_core.evaluation.report import ReportInput, write_report
 
         assert errors is not None and sweep is not None
         write_report(

@@ -191,8 +191,8 @@ def optimize_command(
     tagger optimize my-tagger valid.json --objective micro_f1
     """
     from tagger_core.errors import TaggerError
-    from tagger_core.metrics import OBJECTIVES, evaluate_matrices
-    from tagger_core.optimize import count_candidates, optimize
+    from tagger_core.evaluation.metrics import OBJECTIVES, evaluate_matrices
+    from tagger_core.evaluation.optimize import count_candidates, optimize
     from tagger_core.progress import progress
     from tagger_core.tagger import Tagger, make_rule
 

@@ -10,8 +10,8 @@ import click
 
 if TYPE_CHECKING:
     from tagger_core.components import ReadOptions
+    from tagger_core.data.sources import DataSpec
     from tagger_core.schemas import DataFile, Record
-    from tagger_core.sources import DataSpec
 
 
 def data_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -118,7 +118,7 @@ def _numeric(value: str) -> bool:
 def read_all(
     paths: Sequence[Path], kwargs: dict[str, Any], require_labels: bool = True
 ) -> tuple[list[Record], list[DataFile]]:
-    from tagger_core.data import fingerprint, read_records
+    from tagger_core.data.io import fingerprint, read_records
 
     records: list[Record] = []
     files = []
@@ -142,7 +142,7 @@ def data_sources_option(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def collect_data_specs(paths: Iterable[str], values: Iterable[str]) -> list[DataSpec]:
     """Positional files and ``--data`` values, each ``FILE`` or ``NAME=FILE``."""
-    from tagger_core.sources import parse_data_spec
+    from tagger_core.data.sources import parse_data_spec
 
     out = [parse_data_spec(str(value)) for value in (*paths, *values)]
     if not out:

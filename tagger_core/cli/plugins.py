@@ -154,7 +154,7 @@ def taxonomy_infer(
     data: tuple[Path, ...], output: Path, name: str | None, mode: Any, force: bool, **kwargs: Any
 ) -> None:
     """Write a starting taxonomy from the labels found in DATA files."""
-    from tagger_core.data import read_records
+    from tagger_core.data.io import read_records
     from tagger_core.taxonomy import infer_taxonomy, write_taxonomy
 
     ensure_new_file(output, force)

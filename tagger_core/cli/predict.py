@@ -114,7 +114,7 @@ def predict_command(
     Names come from the arguments, from --input FILE, from lines on standard input, or —
     on a terminal with none of these — from an interactive prompt (q to quit).
     """
-    from tagger_core.data import read_records, write_records
+    from tagger_core.data.io import read_records, write_records
     from tagger_core.errors import DataError
     from tagger_core.schemas import Record
     from tagger_core.tagger import Tagger

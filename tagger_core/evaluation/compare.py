@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from tagger_core.crossval import quiet_training, train_tagger
+from tagger_core.data.normalize import match_key
+from tagger_core.data.sources import source_names
+from tagger_core.data.split import split_by_source
 from tagger_core.errors import TaggerError
-from tagger_core.normalize import match_key
+from tagger_core.evaluation.crossval import quiet_training, train_tagger
 from tagger_core.schemas import Record, Taxonomy
-from tagger_core.sources import source_names
-from tagger_core.split import split_by_source
 from tagger_core.taxonomy import label_matrix
 
 ALL_SOURCES = "all"
@@ -142,7 +142,7 @@ def compare_sources(
     ``ratios`` default to 4 for training and 1 per source; ``combined`` adds a tagger
     trained on all sources together. Each tagger's decision rule is fitted on a
     validation part of its own training records (``valid_ratio``, see
-    :func:`tagger_core.crossval.valid_ratio_for`).
+    :func:`tagger_core.evaluation.crossval.valid_ratio_for`).
     """
     from tagger_core.progress import progress
 

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from tagger_core.metrics import NONE_LABEL, Evaluation
+from tagger_core.evaluation.metrics import NONE_LABEL, Evaluation
+from tagger_core.evaluation.sweep import SweepPoint, best_point
 from tagger_core.schemas import Record, Taxonomy
-from tagger_core.sweep import SweepPoint, best_point
 
 # -- error listing ---------------------------------------------------------------------------
 

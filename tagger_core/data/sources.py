@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tagger_core.components import ReadOptions
-from tagger_core.data import data_source_for, read_records
+from tagger_core.data.io import data_source_for, read_records
 from tagger_core.errors import DataError, TaggerError
 from tagger_core.schemas import Record
 

@@ -9,7 +9,7 @@ Three rules, each fixing a problem of the reference notebook:
   as there are parts appears in every part (stratification alone may leave a 3-example
   label out of a 4:1:1 split's smallest part).
 - The unit of splitting is a *name*: all records whose names match after normalisation
-  (`tagger_core.normalize.match_key`) stay in one part, so that a name labelled by two
+  (`tagger_core.data.normalize.match_key`) stay in one part, so that a name labelled by two
   sources, or written in Traditional and in Simplified characters, never lands both in
   training and in evaluation.
 
@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from tagger_core.components import ReadOptions
+from tagger_core.data.normalize import match_key
+from tagger_core.data.sources import for_writing, source_names
 from tagger_core.errors import TaggerError
-from tagger_core.normalize import match_key
 from tagger_core.schemas import Record, Taxonomy
-from tagger_core.sources import for_writing, source_names
 from tagger_core.taxonomy import infer_taxonomy, label_matrix
 
 DEFAULT_PART_NAMES = {2: ["train", "valid"], 3: ["train", "valid", "test"]}
@@ -496,7 +496,7 @@ def write_split(
 ) -> list[Path]:
     """One file per part (plus ``set-aside`` if any, and ``split.json``), sources kept in
     a ``source`` field. Refuses to replace existing files unless ``force``."""
-    from tagger_core.data import write_records
+    from tagger_core.data.io import write_records
 
     outputs = [
         (directory / f"{name}{suffix}", part)

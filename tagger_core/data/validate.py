@@ -4,7 +4,7 @@ first, so that one run of `tagger validate` gives the whole list to fix.
 Errors are what makes data wrong (an unknown label, an empty name, one name with two
 label sets in the same source); warnings are what deserves a look but may be intended
 (duplicates, sources that disagree, labels too rare to split, a name in two files of a
-split). Names are compared exactly and after normalisation (`tagger_core.normalize`).
+split). Names are compared exactly and after normalisation (`tagger_core.data.normalize`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tagger_core.data.normalize import differences, match_key
 from tagger_core.errors import closest
-from tagger_core.normalize import differences, match_key
 from tagger_core.schemas import Record, Taxonomy
 
 Severity = Literal["error", "warning"]

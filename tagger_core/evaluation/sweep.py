@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
-from tagger_core.metrics import quick_figures
+from tagger_core.evaluation.metrics import quick_figures
 from tagger_core.scores import Scores
 
 Space = Literal["probability", "logit"]

@@ -27,7 +27,7 @@ import numpy as np
 
 from tagger_core.components import DecisionRule
 from tagger_core.errors import PluginError, TaggerError
-from tagger_core.metrics import LOWER_IS_BETTER, OBJECTIVES, quick_figures
+from tagger_core.evaluation.metrics import LOWER_IS_BETTER, OBJECTIVES, quick_figures
 from tagger_core.schemas import Taxonomy
 from tagger_core.scores import Scores
 

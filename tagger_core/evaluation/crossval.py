@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from tagger_core.data.split import arrange, group_by_name, group_labels, hold_out, stratify
 from tagger_core.errors import TaggerError
 from tagger_core.schemas import Record, Taxonomy
-from tagger_core.split import arrange, group_by_name, group_labels, hold_out, stratify
 from tagger_core.taxonomy import label_matrix
 
 log = logging.getLogger("tagger")

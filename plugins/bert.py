@@ -1,1 +1,0 @@
-"""BERT-Chinese encoder (placeholder until the encoder lands; registers nothing yet)."""
