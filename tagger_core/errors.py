@@ -27,14 +27,20 @@ class TaggerError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = []
-        if self.file is not None:
-            where.append(self.file)
-        if self.row is not None:
-            where.append(f"row {self.row}")
-        if self.field is not None:
-            where.append(f"field '{self.field}'")
-        return f"{', '.join(where)}: {self.message}" if where else self.message
+        where = location(self.file, self.row, self.field)
+        return f"{where}: {self.message}" if where else self.message
+
+
+def location(file: str | None, row: int | None, field: str | None) -> str:
+    """'file, row 3, field 'label'' — the parts that are known, in that order."""
+    where = []
+    if file is not None:
+        where.append(file)
+    if row is not None:
+        where.append(f"row {row}")
+    if field is not None:
+        where.append(f"field '{field}'")
+    return ", ".join(where)
 
 
 class DataError(TaggerError):

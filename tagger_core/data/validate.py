@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from tagger_core.data.normalize import differences, match_key
-from tagger_core.errors import closest
+from tagger_core.errors import closest, location
 from tagger_core.schemas import Record, Taxonomy
 
 Severity = Literal["error", "warning"]
@@ -51,14 +51,7 @@ class Problem(BaseModel):
     source: str | None = None
 
     def location(self) -> str:
-        where = []
-        if self.file is not None:
-            where.append(self.file)
-        if self.row is not None:
-            where.append(f"row {self.row}")
-        if self.field is not None:
-            where.append(f"field '{self.field}'")
-        return ", ".join(where)
+        return location(self.file, self.row, self.field)
 
     def __str__(self) -> str:
         where = self.location()
