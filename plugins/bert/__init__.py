@@ -1,0 +1,373 @@
+"""BERT-Chinese encoders: fine-tuning (``bert``) and frozen features + linear head
+(``bert-frozen``).
+
+Importing this module is cheap: torch and transformers are imported inside the methods
+(from the sibling modules ``runtime``, ``finetune`` and ``frozen``), so ``tagger --help``
+and ``tagger plugins`` never load them. See docs/bert.md for the options and the
+measurements behind the defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tagger_core import Encoder, ModelError, Taxonomy, hookimpl
+
+log = logging.getLogger("tagger")
+
+DEFAULT_MODEL = "bert-base-chinese"
+STATE_FILE = "tagger_bert.json"
+HEAD_FILE = "head.npz"
+CACHE_LOOKUP_MIN = 256  # smaller prediction calls skip the feature-cache lookup
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+Device = str
+Precision = Literal["auto", "fp32", "bf16"]
+
+
+def _check_device(value: str) -> str:
+    if not _DEVICE.match(value):
+        raise ValueError("device must be auto, cpu, mps, cuda or cuda:N")
+    return value
+
+
+class BertParams(BaseModel):
+    """Options of the fine-tuning encoder; the defaults are measured (docs/bert.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(
+        default=DEFAULT_MODEL, min_length=1, description="local model folder or hub id"
+    )
+    epochs: int = Field(default=8, ge=1, le=1000, description="maximum number of epochs")
+    lr: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="peak learning rate; unset: 2e-4 for models of ≤6 layers, else 5e-5",
+    )
+    batch_size: int = Field(default=32, ge=1, le=65536, description="per process")
+    max_length: int = Field(default=128, ge=4, le=8192, description="tokens, [CLS]/[SEP] included")
+    warmup: float = Field(default=0.1, ge=0, lt=1, description="share of steps warming up")
+    weight_decay: float = Field(default=0.01, ge=0, le=1)
+    max_grad_norm: float = Field(default=1.0, ge=0, description="0 disables clipping")
+    patience: int = Field(
+        default=2, ge=0, description="epochs without improvement before stopping; 0: never"
+    )
+    metric: Literal["loss", "exact_match", "micro_f1", "macro_f1"] = Field(
+        default="micro_f1", description="validation metric for early stopping"
+    )
+    label_weights: Literal["none", "sqrt", "balanced"] = Field(
+        default="none", description="up-weight rare labels by training frequency"
+    )
+    device: Device = "auto"
+    precision: Precision = Field(default="auto", description="auto: bf16 on CUDA that has it")
+    eval_batch_size: int = Field(default=256, ge=1, le=65536)
+    threads: int | None = Field(default=None, ge=1, le=1024, description="torch CPU threads")
+    dump_logits: str | None = Field(
+        default=None, description="folder for per-epoch train/valid logits (notebook format)"
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        return _check_device(value)
+
+
+class FrozenParams(BaseModel):
+    """Options of the frozen-feature encoder; the defaults are measured (docs/bert.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(default=DEFAULT_MODEL, min_length=1)
+    pooling: Literal["mean", "cls"] = "mean"
+    max_length: int = Field(default=128, ge=4, le=8192)
+    batch_size: int = Field(default=256, ge=1, le=65536, description="feature extraction")
+    C: float = Field(default=1.0, gt=0, description="inverse regularisation of the head")
+    max_iter: int = Field(default=2000, ge=1)
+    class_weight: Literal["balanced"] | None = None
+    cache: bool = Field(default=True, description="cache training/validation features")
+    cache_dir: str | None = Field(
+        default=None, description="default: $TAGGER_FEATURE_CACHE or ~/.cache/tagger/features"
+    )
+    device: Device = "auto"
+    precision: Precision = "auto"
+    threads: int | None = Field(default=None, ge=1, le=1024)
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        return _check_device(value)
+
+
+def _check_labels(config: Any, taxonomy: Taxonomy, directory: Path) -> None:
+    id2label = getattr(config, "id2label", None) or {}
+    saved = [id2label[i] for i in sorted(id2label, key=int)]
+    if saved != taxonomy.label_ids:
+        raise ModelError(
+            f"the saved model's labels ({len(saved)}) do not match the taxonomy "
+            f"'{taxonomy.name}' ({len(taxonomy.labels)} labels)",
+            file=directory,
+        )
+
+
+def _read_state(directory: Path) -> dict[str, Any]:
+    try:
+        state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(
+            f"no {STATE_FILE}: not a tagger BERT encoder folder", file=directory
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"unreadable {STATE_FILE}: {exc}", file=directory) from None
+    if not isinstance(state, dict):
+        raise ModelError(f"corrupt {STATE_FILE}", file=directory)
+    return state
+
+
+def _write_state(directory: Path, state: dict[str, Any]) -> None:
+    (directory / STATE_FILE).write_text(
+        json.dumps(state, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+
+
+class BertEncoder(Encoder):
+    """Fine-tunes ``AutoModelForSequenceClassification``; saves a transformers folder."""
+
+    name = "bert"
+    description = "Fine-tuned BERT (default bert-base-chinese; any local folder or hub id)."
+    Params = BertParams
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.device: Any = None
+        self.max_length = self.p.max_length  # lowered at fit time to what the model supports
+        self.history: list[dict[str, Any]] = []
+        self.summary: dict[str, Any] = {}
+
+    @property
+    def p(self) -> BertParams:
+        assert isinstance(self.params, BertParams)
+        return self.params
+
+    def fit(
+        self,
+        texts: list[str],
+        targets: np.ndarray,
+        taxonomy: Taxonomy,
+        *,
+        valid: tuple[list[str], np.ndarray] | None = None,
+        seed: int = 0,
+    ) -> None:
+        from .finetune import finetune
+
+        result = finetune(self.p, texts, np.asarray(targets), taxonomy, valid, seed)
+        self.model, self.tokenizer = result.model, result.tokenizer
+        self.device = next(self.model.parameters()).device
+        self.history, self.summary = result.history, result.summary
+        self.max_length = int(result.summary["max_length"])
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        if self.model is None:
+            raise ModelError("the bert encoder is not trained")
+        from .runtime import autocast_dtype, run_sorted, tokenize, using_threads
+
+        n_labels = int(self.model.config.num_labels)
+        if not texts:
+            return np.zeros((0, n_labels), dtype=np.float32)
+        self.model.eval()
+        encoded = tokenize(self.tokenizer, texts, self.max_length)
+
+        def forward(input_ids: Any, mask: Any) -> Any:
+            return self.model(input_ids=input_ids, attention_mask=mask).logits
+
+        with using_threads(self.p.threads):
+            return run_sorted(
+                encoded,
+                self.p.eval_batch_size,
+                self.tokenizer.pad_token_id,
+                self.device,
+                autocast_dtype(self.p.precision, self.device),
+                forward,
+            )
+
+    def save(self, directory: Path) -> None:
+        if self.model is None:
+            raise ModelError("the bert encoder is not trained")
+        from .runtime import quiet_transformers
+
+        with quiet_transformers():
+            self.model.save_pretrained(directory)
+            self.tokenizer.save_pretrained(directory)
+        _write_state(
+            directory,
+            {
+                "encoder": self.name,
+                "max_length": self.max_length,
+                "training": self.summary,
+                "history": self.history,
+            },
+        )
+
+    def load(self, directory: Path, taxonomy: Taxonomy) -> None:
+        from transformers import AutoModelForSequenceClassification
+
+        from .finetune import problem_type
+        from .runtime import ModelSource, load_pretrained, load_tokenizer, resolve_device
+
+        state = _read_state(directory)
+        source = ModelSource(str(directory), True)
+        model = load_pretrained(AutoModelForSequenceClassification, source, "weights", ModelError)
+        _check_labels(model.config, taxonomy, directory)
+        if model.config.problem_type != problem_type(taxonomy):
+            raise ModelError(
+                f"the saved model is for {model.config.problem_type} but taxonomy "
+                f"'{taxonomy.name}' is {taxonomy.mode}",
+                file=directory,
+            )
+        self.tokenizer = load_tokenizer(source, ModelError)
+        self.device = resolve_device(self.p.device, strict=False)
+        self.model = model.to(self.device).eval()
+        self.max_length = int(state.get("max_length", self.p.max_length))
+        self.history = list(state.get("history", []))
+        self.summary = dict(state.get("training", {}))
+
+
+class FrozenBertEncoder(Encoder):
+    """Sentence vectors from a frozen BERT (cached) + logistic regression per label."""
+
+    name = "bert-frozen"
+    description = "Frozen BERT sentence vectors (cached on disk) + a logistic-regression head."
+    Params = FrozenParams
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self.extractor: Any = None
+        self.weight: np.ndarray | None = None  # L × H
+        self.bias: np.ndarray | None = None  # L
+
+    @property
+    def p(self) -> FrozenParams:
+        assert isinstance(self.params, FrozenParams)
+        return self.params
+
+    def _cache(self) -> Path | None:
+        from .frozen import default_cache_dir
+
+        if not self.p.cache:
+            return None
+        return Path(self.p.cache_dir).expanduser() if self.p.cache_dir else default_cache_dir()
+
+    def fit(
+        self,
+        texts: list[str],
+        targets: np.ndarray,
+        taxonomy: Taxonomy,
+        *,
+        valid: tuple[list[str], np.ndarray] | None = None,
+        seed: int = 0,
+    ) -> None:
+        from transformers import AutoModel
+
+        from .frozen import extractor_for, fit_head
+        from .runtime import (
+            effective_max_length,
+            load_pretrained,
+            load_tokenizer,
+            resolve_model,
+            using_threads,
+        )
+
+        source = resolve_model(self.p.model)
+        tokenizer = load_tokenizer(source)
+        backbone = load_pretrained(AutoModel, source, "weights")
+        max_length = effective_max_length(self.p, backbone.config, tokenizer)
+        self.extractor = extractor_for(self.p, backbone, tokenizer, max_length, strict=True)
+        cache = self._cache()
+        with using_threads(self.p.threads):
+            features = self.extractor(texts, cache=cache, write=True, what="training")
+            if valid is not None and len(valid[0]):
+                # Cached now, so that scoring the validation set after fit reads it back.
+                self.extractor(valid[0], cache=cache, write=True, what="validation")
+        self.weight, self.bias = fit_head(
+            features,
+            np.asarray(targets),
+            taxonomy,
+            C=self.p.C,
+            max_iter=self.p.max_iter,
+            class_weight=self.p.class_weight,
+            seed=seed,
+        )
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        if self.extractor is None or self.weight is None or self.bias is None:
+            raise ModelError("the bert-frozen encoder is not trained")
+        from .runtime import using_threads
+
+        # The validation set scored right after fit is cached; so may be large inputs. Small
+        # calls on a loaded tagger skip the lookup (it needs a digest of all the weights).
+        known = self.extractor.has_fingerprint
+        cache = self._cache() if known or len(texts) >= CACHE_LOOKUP_MIN else None
+        with using_threads(self.p.threads):
+            features = self.extractor(texts, cache=cache, write=False)
+        return np.asarray(features @ self.weight.T + self.bias, dtype=np.float32)
+
+    def save(self, directory: Path) -> None:
+        if self.extractor is None or self.weight is None or self.bias is None:
+            raise ModelError("the bert-frozen encoder is not trained")
+        from .runtime import quiet_transformers
+
+        with quiet_transformers():
+            self.extractor.backbone.save_pretrained(directory)
+            self.extractor.tokenizer.save_pretrained(directory)
+        np.savez(directory / HEAD_FILE, weight=self.weight, bias=self.bias)
+        _write_state(
+            directory,
+            {
+                "encoder": self.name,
+                "pooling": self.p.pooling,
+                "max_length": self.extractor.max_length,
+                "labels": self.weight.shape[0],
+            },
+        )
+
+    def load(self, directory: Path, taxonomy: Taxonomy) -> None:
+        from transformers import AutoModel
+
+        from .frozen import extractor_for
+        from .runtime import ModelSource, load_pretrained, load_tokenizer
+
+        state = _read_state(directory)
+        try:
+            with np.load(directory / HEAD_FILE, allow_pickle=False) as head:
+                weight, bias = head["weight"], head["bias"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"missing or corrupt {HEAD_FILE}: {exc}", file=directory) from None
+        source = ModelSource(str(directory), True)
+        backbone = load_pretrained(AutoModel, source, "weights", ModelError)
+        hidden = int(getattr(backbone.config, "hidden_size", -1))
+        if weight.shape != (len(taxonomy.labels), hidden) or bias.shape != (len(taxonomy.labels),):
+            raise ModelError(
+                f"the saved head ({weight.shape}) does not match {len(taxonomy.labels)} labels "
+                f"and hidden size {hidden}",
+                file=directory,
+            )
+        tokenizer = load_tokenizer(source, ModelError)
+        max_length = int(state.get("max_length", self.p.max_length))
+        self.extractor = extractor_for(self.p, backbone, tokenizer, max_length, strict=False)
+        self.weight, self.bias = weight, bias
+
+
+@hookimpl
+def register_encoders(register):  # type: ignore[no-untyped-def]
+    register(BertEncoder)
+    register(FrozenBertEncoder)

@@ -1,0 +1,250 @@
+"""Frozen-feature mode: sentence vectors computed once (and cached on disk), then a linear
+head (logistic regression) trained on them — the "frozen BERT + linear head" workflow.
+
+The cache key is a fingerprint of the model's weights and tokenizer, the pooling, the
+maximum length and the exact texts, so a cached matrix is reused only for the same
+inputs; files are written atomically and a corrupt or mismatched one is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tagger_core.schemas import Taxonomy
+
+from .runtime import autocast_dtype, resolve_device, run_sorted, tokenize, warn_truncated
+
+log = logging.getLogger("tagger")
+
+CACHE_ENV = "TAGGER_FEATURE_CACHE"
+# Logit of a class that never occurs in the training data, under softmax.
+ABSENT_CLASS_LOGIT = -30.0
+
+
+def default_cache_dir() -> Path:
+    """``$TAGGER_FEATURE_CACHE``, else ``$XDG_CACHE_HOME/tagger/features``, else
+    ``~/.cache/tagger/features``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(base).expanduser() / "tagger" / "features"
+
+
+def model_fingerprint(model: torch.nn.Module, tokenizer: Any) -> str:
+    """A digest of every weight and of the tokenizer: equal digests, equal features."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(type(model).__name__.encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        data = tensor.detach().to("cpu").contiguous()
+        digest.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    vocab = (
+        backend.to_str()
+        if backend is not None
+        else json.dumps(sorted(tokenizer.get_vocab().items()))
+    )
+    digest.update(vocab.encode())
+    return digest.hexdigest()
+
+
+def texts_fingerprint(texts: Sequence[str]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(len(texts)).encode())
+    for text in texts:
+        encoded = text.encode("utf-8")
+        digest.update(len(encoded).to_bytes(8, "little"))
+        digest.update(encoded)
+    return digest.hexdigest()
+
+
+class FeatureExtractor:
+    """Sentence vectors of texts from a frozen backbone: [CLS] or mean of the real tokens."""
+
+    def __init__(
+        self,
+        backbone: torch.nn.Module,
+        tokenizer: Any,
+        *,
+        pooling: str,
+        max_length: int,
+        batch_size: int,
+        device: torch.device,
+        precision: str,
+    ) -> None:
+        self.backbone = backbone.to(device).eval()
+        self.tokenizer = tokenizer
+        self.pooling = pooling
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = device
+        self.dtype = autocast_dtype(precision, device)
+        self._fingerprint: str | None = None
+
+    @property
+    def has_fingerprint(self) -> bool:
+        return self._fingerprint is not None
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = model_fingerprint(self.backbone, self.tokenizer)
+        return self._fingerprint
+
+    def cache_path(self, directory: Path, texts: Sequence[str]) -> Path:
+        key = hashlib.blake2b(digest_size=16)
+        for part in (
+            self.fingerprint,
+            self.pooling,
+            str(self.max_length),
+            texts_fingerprint(texts),
+        ):
+            key.update(part.encode())
+            key.update(b"\0")
+        return directory / f"{key.hexdigest()}.npy"
+
+    def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+    def compute(self, texts: Sequence[str], *, what: str | None = None) -> np.ndarray:
+        encoded = tokenize(self.tokenizer, texts, self.max_length)
+        if what is not None:
+            warn_truncated(encoded, self.max_length, what)
+        return run_sorted(
+            encoded,
+            self.batch_size,
+            self.tokenizer.pad_token_id,
+            self.device,
+            self.dtype,
+            self._forward,
+            desc=f"bert-frozen: encoding {what} texts" if what else None,
+        )
+
+    def __call__(
+        self,
+        texts: Sequence[str],
+        *,
+        cache: Path | None,
+        write: bool,
+        what: str | None = None,
+    ) -> np.ndarray:
+        """Features of ``texts``, from ``cache`` when present; ``write`` stores new ones."""
+        texts = list(texts)
+        hidden = int(getattr(self.backbone.config, "hidden_size", 0))
+        if not texts:
+            return np.zeros((0, hidden), dtype=np.float32)
+        path = self.cache_path(cache, texts) if cache is not None else None
+        if path is not None and path.is_file():
+            try:
+                features = np.load(path, allow_pickle=False)
+                if features.shape == (len(texts), hidden) and features.dtype == np.float32:
+                    log.info(
+                        "bert-frozen: %d %s vectors from the cache %s", len(texts), what or "", path
+                    )
+                    return features
+            except (OSError, ValueError):
+                pass
+            log.warning("bert-frozen: ignoring an unreadable feature cache file %s", path)
+        features = self.compute(texts, what=what)
+        if path is not None and write:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+                np.save(tmp, features)
+                tmp.replace(path)
+            except OSError as exc:
+                log.warning("bert-frozen: cannot write the feature cache %s: %s", path, exc)
+        return features
+
+
+def fit_head(
+    features: np.ndarray,
+    targets: np.ndarray,
+    taxonomy: Taxonomy,
+    *,
+    C: float,
+    max_iter: int,
+    class_weight: str | None,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logistic regression on standardised features, folded back into one affine map:
+    ``logits = features @ weight.T + bias`` (L × H weight, L bias)."""
+    from sklearn.linear_model import LogisticRegression
+
+    from tagger_core.progress import progress
+
+    mean = features.mean(axis=0)
+    scale = features.std(axis=0)
+    scale[scale < 1e-6] = 1.0
+    x = (features - mean) / scale
+    n_labels = targets.shape[1]
+    coef = np.zeros((n_labels, features.shape[1]), dtype=np.float64)
+    intercept = np.zeros(n_labels, dtype=np.float64)
+
+    def model() -> Any:
+        return LogisticRegression(
+            C=C, max_iter=max_iter, class_weight=class_weight, random_state=seed
+        )
+
+    if taxonomy.mode == "single-label":
+        classes = targets.argmax(axis=1)
+        present = np.unique(classes)
+        intercept[:] = ABSENT_CLASS_LOGIT
+        if len(present) == 1:
+            intercept[present[0]] = 0.0
+        else:
+            with progress(total=1, desc="bert-frozen: fitting the softmax head") as bar:
+                clf = model().fit(x, classes)
+                bar.update(1)
+            if len(present) == 2:  # binary LR keeps one weight vector: split it ±½
+                coef[present[1]], coef[present[0]] = clf.coef_[0] / 2, -clf.coef_[0] / 2
+                intercept[present[1]] = clf.intercept_[0] / 2
+                intercept[present[0]] = -clf.intercept_[0] / 2
+            else:
+                coef[present] = clf.coef_
+                intercept[present] = clf.intercept_
+    else:
+        for j in progress(range(n_labels), desc="bert-frozen: fitting labels"):
+            column = targets[:, j]
+            positives = int(column.sum())
+            if positives in (0, len(column)):
+                log.warning(
+                    "label '%s' has %s training examples: it gets a constant score",
+                    taxonomy.labels[j].id,
+                    "no positive" if positives == 0 else "only positive",
+                )
+                intercept[j] = np.log((positives + 0.5) / (len(column) - positives + 0.5))
+                continue
+            clf = model().fit(x, column.astype(int))
+            coef[j], intercept[j] = clf.coef_[0], clf.intercept_[0]
+    weight = coef / scale
+    bias = intercept - weight @ mean
+    return weight.astype(np.float32), bias.astype(np.float32)
+
+
+def extractor_for(
+    params: Any, backbone: Any, tokenizer: Any, max_length: int, *, strict: bool
+) -> FeatureExtractor:
+    return FeatureExtractor(
+        backbone,
+        tokenizer,
+        pooling=params.pooling,
+        max_length=max_length,
+        batch_size=params.batch_size,
+        device=resolve_device(params.device, strict=strict),
+        precision=params.precision,
+    )

@@ -1,0 +1,435 @@
+"""What fine-tuning and frozen mode share: finding a model offline, devices, threads,
+tokenizing once, length-grouped batches and length-sorted inference.
+
+This module imports torch and transformers at the top: only the encoders' methods import
+it, so ``tagger --help`` and ``tagger plugins`` never load them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import socket
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+
+from tagger_core.errors import ModelError, PluginError
+
+log = logging.getLogger("tagger")
+
+# A hub id is "name" or "owner/name"; anything else that does not exist is a missing folder.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_TRUTHY = {"1", "true", "yes", "on"}
+
+
+# -- finding and loading models -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where ``from_pretrained`` should look: a local folder, or a hub id (cached or not)."""
+
+    location: str
+    local_only: bool
+
+
+def _offline() -> bool:
+    return any(
+        os.environ.get(name, "").strip().lower() in _TRUTHY
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    host = url.hostname or "huggingface.co"
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_model(name: str) -> ModelSource:
+    """A local folder or a hub id, checked up front so that failures take one line, not a
+    minute of download retries."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise PluginError(
+                f"model folder {path} has no config.json: not a transformers model folder"
+            )
+        return ModelSource(str(path), True)
+    if path.exists():
+        raise PluginError(f"model {path} is a file; give a model folder or a hub id")
+    if not _HUB_ID.match(name):
+        raise PluginError(f"model folder {path} does not exist")
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(name, "config.json")
+    except ValueError:  # not a valid repo id after all
+        raise PluginError(f"model folder {path} does not exist") from None
+    if isinstance(cached, str):
+        return ModelSource(name, True)
+    hint = "download it where the hub is reachable, or give a local folder: -p model=PATH"
+    if _offline():
+        raise PluginError(
+            f"model '{name}' is not a local folder nor in the Hugging Face cache, and "
+            f"offline mode is set; {hint}"
+        )
+    if not _hub_reachable():
+        raise PluginError(
+            f"model '{name}' is not a local folder nor in the Hugging Face cache, and the "
+            f"Hugging Face hub cannot be reached; {hint}"
+        )
+    return ModelSource(name, False)
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load reports and weight-loading bars (a new classification
+    head is expected when fine-tuning), restoring the user's settings afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def load_pretrained(
+    loader: Callable[..., Any], source: ModelSource, what: str, error: type = PluginError, **kw: Any
+) -> Any:
+    """``loader.from_pretrained`` quietly; any failure becomes one line naming the model."""
+    try:
+        with quiet_transformers():
+            return loader.from_pretrained(source.location, local_files_only=source.local_only, **kw)
+    except Exception as exc:
+        raise error(
+            f"cannot load the {what} of model '{source.location}': {_first_line(exc)}"
+        ) from None
+
+
+def load_tokenizer(source: ModelSource, error: type = PluginError) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = load_pretrained(AutoTokenizer, source, "tokenizer", error)
+    if tokenizer.pad_token_id is None:
+        raise error(f"the tokenizer of model '{source.location}' has no padding token")
+    return tokenizer
+
+
+def effective_max_length(params: Any, config: Any, tokenizer: Any) -> int:
+    """``max_length``, or the model's own limit when that is lower and the user left the
+    default; an explicit value beyond the limit is an error."""
+    limits = [getattr(config, "max_position_embeddings", None)]
+    limits.append(getattr(tokenizer, "model_max_length", None))
+    known = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
+    limit = min(known) if known else None
+    if limit is None or params.max_length <= limit:
+        return int(params.max_length)
+    if "max_length" in params.model_fields_set:
+        raise PluginError(
+            f"max_length={params.max_length} is more than model '{params.model}' supports "
+            f"({limit} positions)"
+        )
+    log.info("max_length lowered to %d, the most model '%s' supports", limit, params.model)
+    return limit
+
+
+# -- devices, precision, threads ------------------------------------------------------------
+
+
+def distributed_env() -> tuple[int, int, int]:
+    """(rank, local rank, world size) from torchrun's environment; (0, 0, 1) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 0, 1
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def _auto_device() -> torch.device:
+    if torch.cuda.is_available():
+        _, local_rank, world = distributed_env()
+        return torch.device("cuda", local_rank % torch.cuda.device_count() if world > 1 else 0)
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_device(requested: str, *, strict: bool) -> torch.device:
+    """``auto`` picks CUDA (this process's GPU under torchrun), then Apple MPS, then CPU.
+
+    An explicit device that this machine lacks is an error when training (``strict``) and a
+    warning with a fallback when loading a saved tagger on another machine.
+    """
+    if requested == "auto":
+        return _auto_device()
+    device = torch.device(requested)
+    available = (
+        device.type == "cpu"
+        or (device.type == "mps" and _mps_available())
+        or (
+            device.type == "cuda"
+            and torch.cuda.is_available()
+            and (device.index or 0) < torch.cuda.device_count()
+        )
+    )
+    if available:
+        if device.type == "cuda" and device.index is None:
+            _, local_rank, world = distributed_env()
+            return torch.device("cuda", local_rank % torch.cuda.device_count() if world > 1 else 0)
+        return device
+    if strict:
+        raise PluginError(
+            f"device '{requested}' is not available on this machine (try device=auto)"
+        )
+    fallback = _auto_device()
+    log.warning("device '%s' is not available here; using %s", requested, fallback)
+    return fallback
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast where the hardware runs it natively (CUDA with bf16 support), unless
+    told otherwise; ``None`` means full fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextlib.contextmanager
+def using_threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` torch intra-op threads, restoring the previous count after.
+
+    Unset leaves torch's default: one thread per physical core, or ``OMP_NUM_THREADS``
+    (torchrun sets 1 per process). On a shared or small machine fewer threads can be much
+    faster for short names: OpenMP threads spin while they wait for each other.
+    """
+    before = torch.get_num_threads()
+    if threads is not None and threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if threads is not None and torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+# -- tokenizing once ------------------------------------------------------------------------
+
+
+@dataclass
+class Encoded:
+    """Token ids of each text (special tokens included, truncated to ``max_length``)."""
+
+    ids: list[list[int]]
+    lengths: np.ndarray  # int64, n
+    truncated: int  # how many texts lost tokens
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> Encoded:
+    """Tokenize every text once, with no padding; count the texts that get truncated.
+
+    One pass with room for one extra token finds the texts that are too long; only those
+    are tokenized again with the real limit, so counting costs nothing on short names.
+    """
+    texts = list(texts)
+    if not texts:
+        return Encoded([], np.zeros(0, dtype=np.int64), 0)
+    common = {"add_special_tokens": True, "return_attention_mask": False}
+    common["return_token_type_ids"] = False
+    ids = tokenizer(texts, truncation=True, max_length=max_length + 1, **common)["input_ids"]
+    long = [i for i, seq in enumerate(ids) if len(seq) > max_length]
+    if long:
+        again = tokenizer(
+            [texts[i] for i in long], truncation=True, max_length=max_length, **common
+        )["input_ids"]
+        for i, seq in zip(long, again, strict=True):
+            ids[i] = seq
+    lengths = np.fromiter((len(seq) for seq in ids), dtype=np.int64, count=len(ids))
+    return Encoded(ids, lengths, len(long))
+
+
+def warn_truncated(encoded: Encoded, max_length: int, what: str) -> None:
+    if encoded.truncated:
+        log.warning(
+            "%d of %d %s texts are longer than max_length=%d tokens and are truncated",
+            encoded.truncated,
+            len(encoded),
+            what,
+            max_length,
+        )
+
+
+def pad_batch(
+    encoded: Encoded, rows: Sequence[int] | np.ndarray, pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """input_ids and attention_mask of ``rows``, padded to the longest of them only."""
+    width = int(encoded.lengths[rows].max())
+    input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for j, i in enumerate(rows):
+        seq = encoded.ids[i]
+        input_ids[j, : len(seq)] = seq
+        mask[j, : len(seq)] = 1
+    return torch.from_numpy(input_ids), torch.from_numpy(mask)
+
+
+# -- batches --------------------------------------------------------------------------------
+
+# Each "mega-batch" of GROUP batches is sorted by length before it is cut into batches: the
+# batches stay random (every epoch draws new mega-batches and shuffles the batch order) yet
+# each holds texts of nearly equal length, so padding almost vanishes.
+GROUP = 50
+
+
+def length_grouped_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, group: int = GROUP
+) -> list[np.ndarray]:
+    """Row indices of one epoch's training batches, every row exactly once."""
+    order = rng.permutation(len(lengths))
+    batches: list[np.ndarray] = []
+    span = batch_size * group
+    for start in range(0, len(order), span):
+        chunk = order[start : start + span]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def shard_batches(batches: list[np.ndarray], rank: int, world: int) -> list[np.ndarray]:
+    """This process's share of the batches under DDP. The list is first extended by wrapping
+    around so that every process takes the same number of steps (as DistributedSampler
+    pads by repeating samples)."""
+    if world <= 1:
+        return batches
+    if not batches:
+        return []
+    total = -(-len(batches) // world) * world
+    padded = [batches[i % len(batches)] for i in range(total)]
+    return padded[rank::world]
+
+
+def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Inference batches: rows sorted by length (longest first), so padding is minimal."""
+    order = np.argsort(-lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def padding_share(lengths: np.ndarray, batches: Sequence[np.ndarray]) -> float:
+    """The fraction of computed token positions that are padding."""
+    real = sum(int(lengths[b].sum()) for b in batches)
+    computed = sum(int(lengths[b].max()) * len(b) for b in batches if len(b))
+    return 1.0 - real / computed if computed else 0.0
+
+
+# -- progress -------------------------------------------------------------------------------
+
+
+class _NoBar:
+    """Stands in for a progress bar where none is shown (other DDP ranks, tiny inputs)."""
+
+    disable = True
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        return None
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def write(self, text: str) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def progress_bar(show: bool, **kwargs: Any) -> Any:
+    if not show:
+        return _NoBar()
+    from tagger_core.progress import progress
+
+    return progress(**kwargs)
+
+
+# -- inference ------------------------------------------------------------------------------
+
+
+def run_sorted(
+    encoded: Encoded,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    rows: np.ndarray | None = None,
+    desc: str | None = None,
+) -> np.ndarray:
+    """``forward(input_ids, mask)`` over length-sorted batches under inference mode; the
+    float32 results come back in the original order (of ``rows`` when given)."""
+    if rows is None:
+        rows = np.arange(len(encoded))
+    out: np.ndarray | None = None
+    batches = sorted_batches(encoded.lengths[rows], batch_size)
+    show = desc is not None and len(rows) > batch_size
+    with torch.inference_mode(), progress_bar(show, total=len(rows), desc=desc, unit="text") as bar:
+        for batch in batches:
+            input_ids, mask = pad_batch(encoded, rows[batch], pad_id)
+            with autocast(device, dtype):
+                result = forward(input_ids.to(device), mask.to(device))
+            values = result.float().cpu().numpy()
+            if out is None:
+                out = np.empty((len(rows), *values.shape[1:]), dtype=np.float32)
+            out[batch] = values
+            bar.update(len(batch))
+    if out is None:
+        raise ModelError("nothing to run the model on")
+    return out

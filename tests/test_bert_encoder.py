@@ -1,0 +1,466 @@
+"""The fine-tuning BERT encoder (`bert`), offline, with a tiny BERT built at test time."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import bert_fixtures as bf
+import numpy as np
+import pytest
+
+from tagger_core.errors import ModelError, PluginError
+from tagger_core.scores import Scores
+from tagger_core.tagger import Tagger, make_encoder
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+# Settings under which the tiny model learns the toy data in a second or two.
+FAST = {"lr": 1e-2, "epochs": 6, "batch_size": 16, "patience": 0, "threads": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bf.build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="module")
+def tiny_bert32(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return bf.build_tiny_bert(tmp_path_factory.mktemp("tiny-bert32"), hidden=32)
+
+
+def train_tagger(
+    model: Path, mode: str = "single-label", seed: int = 0, n: int = 300, **params: object
+) -> Tagger:
+    tagger = Tagger.create(
+        bf.taxonomy(mode), encoder="bert", encoder_params={"model": str(model), **FAST, **params}
+    )
+    return tagger.train(bf.records(n, mode, seed=0), bf.records(80, mode, seed=1), seed=seed)
+
+
+@pytest.fixture(scope="module")
+def single(tiny_bert: Path) -> Tagger:
+    return train_tagger(tiny_bert)
+
+
+@pytest.fixture(scope="module")
+def multi(tiny_bert32: Path) -> Tagger:
+    return train_tagger(tiny_bert32, "multi-label", epochs=10)
+
+
+TEXTS = ["东湖宾馆", "汉口老面馆", "光谷大公园", "江汉纪念馆", "武昌酒店餐厅", "沙湖"]
+
+
+# -- parameters and registration ------------------------------------------------------------
+
+
+def test_registered_with_documented_defaults() -> None:
+    from tagger_core import plugins
+
+    encoders = plugins.encoders()
+    assert {"bert", "bert-frozen"} <= set(encoders.names())
+    bert = make_encoder("bert")
+    assert bert.params_dict()["model"] == "bert-base-chinese"
+    assert bert.params_dict()["lr"] is None  # resolved from the model's depth at fit time
+    assert encoders.get("bert").description
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"epochs": 0}, {"lr": -1}, {"device": "gpu"}, {"metric": "accuracy"}, {"nope": 1}],
+)
+def test_bad_params_are_one_line_errors(params: dict[str, object]) -> None:
+    with pytest.raises(PluginError, match="encoder 'bert': parameter"):
+        make_encoder("bert", params)
+
+
+def test_importing_the_plugin_does_not_import_torch() -> None:
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from tagger_core.cli import cli\n"
+        "r = CliRunner().invoke(cli, ['plugins'])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "assert 'bert-frozen' in r.output, r.output\n"
+        "import tagger_plugins.bert\n"
+        "bad = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- training, saving, loading --------------------------------------------------------------
+
+
+def test_learns_single_label(single: Tagger) -> None:
+    metrics = single.training.validation_metrics
+    assert metrics is not None and metrics["exact_match"] >= 0.9
+    predictions = single.predict(["东湖宾馆", "光谷大公园"])
+    assert [p.labels for p in predictions] == [["hotel"], ["park"]]
+
+
+def test_learns_multi_label(multi: Tagger) -> None:
+    metrics = multi.training.validation_metrics
+    assert metrics is not None and metrics["micro_f1"] >= 0.5
+
+
+def test_history_and_summary(single: Tagger) -> None:
+    encoder = single.encoder
+    assert len(encoder.history) == FAST["epochs"]
+    first = encoder.history[0]
+    assert {"train_loss", "valid_loss", "valid_exact_match", "valid_micro_f1"} <= set(first)
+    summary = encoder.summary
+    assert summary["lr"] == FAST["lr"] and summary["world_size"] == 1
+    assert summary["device"] == "cpu" and summary["precision"] == "fp32"
+    assert summary["padding_share"] < 0.1  # length-grouped batches: almost no padding
+
+
+@pytest.mark.parametrize("which", ["single", "multi"])
+def test_save_load_gives_identical_scores(
+    which: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    tagger: Tagger = request.getfixturevalue(which)
+    before = tagger.scores(TEXTS).logits
+    loaded = Tagger.load(tagger.save(tmp_path / "tagger"))
+    after = loaded.scores(TEXTS).logits
+    assert np.array_equal(before, after)
+    assert loaded.encoder.summary == tagger.encoder.summary
+
+
+@pytest.mark.parametrize(
+    ("which", "problem_type"),
+    [("single", "single_label_classification"), ("multi", "multi_label_classification")],
+)
+def test_saved_folder_is_a_transformers_model(
+    which: str, problem_type: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """`pipeline("text-classification", top_k=None)` on <tagger>/encoder gives softmax for
+    single-label and sigmoid for multi-label: the same probabilities as the tagger."""
+    tagger: Tagger = request.getfixturevalue(which)
+    folder = tagger.save(tmp_path / "tagger") / "encoder"
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert config["problem_type"] == problem_type
+    ids = tagger.taxonomy.label_ids
+    assert config["id2label"] == {str(i): label for i, label in enumerate(ids)}
+    assert config["label2id"] == {label: i for i, label in enumerate(ids)}
+
+    from transformers import pipeline
+
+    classify = pipeline("text-classification", model=str(folder), top_k=None, device="cpu")
+    outputs = classify(TEXTS)
+    probabilities = tagger.scores(TEXTS).probabilities
+    for output, expected in zip(outputs, probabilities, strict=True):
+        got = {item["label"]: item["score"] for item in output}
+        assert list(got) != [] and set(got) == set(ids)
+        np.testing.assert_allclose([got[label] for label in ids], expected, atol=1e-5)
+    sums = probabilities.sum(axis=1)
+    if problem_type == "single_label_classification":
+        np.testing.assert_allclose(sums, 1.0, atol=1e-6)
+
+
+def test_same_seed_same_model_other_seed_other_model(tiny_bert: Path) -> None:
+    params = {"epochs": 2, "n": 64}
+    a = train_tagger(tiny_bert, seed=3, **params).scores(TEXTS).logits
+    b = train_tagger(tiny_bert, seed=3, **params).scores(TEXTS).logits
+    c = train_tagger(tiny_bert, seed=4, **params).scores(TEXTS).logits
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_scores_keep_input_order_and_do_not_depend_on_batching(single: Tagger) -> None:
+    texts = [*TEXTS, "汉口大面馆面馆面馆", "光", ""]
+    logits = single.encoder.logits(texts)
+    order = np.random.default_rng(0).permutation(len(texts))
+    shuffled = single.encoder.logits([texts[i] for i in order])
+    np.testing.assert_array_equal(shuffled, logits[order])
+    single.encoder.params.eval_batch_size = 1
+    try:
+        one_by_one = single.encoder.logits(texts)
+    finally:
+        single.encoder.params.eval_batch_size = 256
+    np.testing.assert_allclose(one_by_one, logits, atol=1e-5)
+    assert single.encoder.logits([]).shape == (0, 4)
+
+
+# -- early stopping, best epoch, logit dumps ------------------------------------------------
+
+
+def test_early_stopping_stops_after_patience(tiny_bert: Path) -> None:
+    # A learning rate this small changes nothing: no epoch beats the first.
+    tagger = train_tagger(tiny_bert, lr=1e-9, epochs=10, patience=2, n=32)
+    summary = tagger.encoder.summary
+    assert summary["stopped_early"] is True
+    assert summary["best_epoch"] == 1 and summary["epochs_run"] == 3
+
+
+def test_best_epoch_is_restored_and_dumps_match(tiny_bert: Path, tmp_path: Path) -> None:
+    dumps = tmp_path / "dumps"
+    tagger = train_tagger(
+        tiny_bert, lr=3e-2, epochs=6, patience=2, metric="loss", dump_logits=str(dumps)
+    )
+    summary = tagger.encoder.summary
+    best = summary["best_epoch"]
+    losses = [e["valid_loss"] for e in tagger.encoder.history]
+    assert best == 1 + int(np.argmin(losses))
+    files = sorted(p.name for p in dumps.iterdir())
+    runs = summary["epochs_run"]
+    assert files == sorted(
+        [f"epoch{e:02d}_train.json" for e in range(1, runs + 1)]
+        + [f"epoch{e:02d}_valid.json" for e in range(1, runs + 1)]
+    )
+    valid = bf.records(80, "single-label", seed=1)
+    dumped = json.loads((dumps / f"epoch{best:02d}_valid.json").read_text(encoding="utf-8"))
+    final = tagger.encoder.logits([r.text for r in valid])
+    np.testing.assert_allclose([row["logits"] for row in dumped], final, atol=1e-6)
+
+
+def test_dump_format_is_the_notebooks(tiny_bert: Path, tmp_path: Path) -> None:
+    tagger = train_tagger(tiny_bert, epochs=1, dump_logits=str(tmp_path))
+    train = bf.records(300, "single-label", seed=0)
+    rows = json.loads((tmp_path / "epoch01_train.json").read_text(encoding="utf-8"))
+    assert len(rows) == len(train)
+    ids = tagger.taxonomy.label_ids
+    for row, record in zip(rows, train, strict=True):
+        assert set(row) == {"logits", "labels"}
+        assert len(row["logits"]) == len(ids)
+        assert row["labels"] == [1.0 if label in record.labels else 0.0 for label in ids]
+
+
+# -- the pieces -----------------------------------------------------------------------------
+
+
+def test_length_grouped_batches_cover_every_row_once() -> None:
+    from tagger_plugins.bert.runtime import (
+        length_grouped_batches,
+        padding_share,
+        shard_batches,
+    )
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 40, size=1003)
+    batches = length_grouped_batches(lengths, 32, np.random.default_rng(1))
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(1003))
+    assert len(batches) == -(-1003 // 32)
+    random_batches = [rows_ for rows_ in np.array_split(rng.permutation(1003), len(batches))]
+    assert padding_share(lengths, batches) < padding_share(lengths, random_batches) / 3
+    shards = [shard_batches(batches, rank, 3) for rank in range(3)]
+    assert len({len(s) for s in shards}) == 1  # every process takes as many steps
+    covered = np.concatenate([b for s in shards for b in s])
+    assert set(covered.tolist()) == set(range(1003))
+
+
+@pytest.mark.parametrize("mode", ["single-label", "multi-label"])
+def test_new_head_starts_at_the_label_priors(tiny_bert: Path, mode: str) -> None:
+    tagger = train_tagger(tiny_bert, mode, lr=1e-9, epochs=1, n=200)
+    targets = np.array(
+        [[label in r.labels for label in bf.KINDS] for r in bf.records(200, mode, seed=0)]
+    )
+    frequency = targets.mean(axis=0)
+    bias = tagger.encoder.model.classifier.bias.detach().numpy()
+    if mode == "multi-label":
+        np.testing.assert_allclose(1 / (1 + np.exp(-bias)), frequency, atol=0.01)
+    else:
+        np.testing.assert_allclose(np.exp(bias) / np.exp(bias).sum(), frequency, atol=0.01)
+
+
+def test_label_weights() -> None:
+    from tagger_plugins.bert.finetune import label_weights
+
+    targets = np.array([[1, 0, 0], [1, 0, 0], [1, 1, 0], [1, 0, 0]], dtype=np.float32)
+    assert label_weights(targets, "multi-label", "none") is None
+    balanced = label_weights(targets, "multi-label", "balanced")
+    np.testing.assert_allclose(balanced, [0.01, 3.0, 1.0])  # 0/4 → capped; absent → 1
+    np.testing.assert_allclose(label_weights(targets, "multi-label", "sqrt"), [0.01, 3**0.5, 1])
+    single = np.array([[1, 0], [1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    np.testing.assert_allclose(label_weights(single, "single-label", "balanced"), [4 / 6, 2.0])
+
+
+def test_label_weights_train(tiny_bert: Path) -> None:
+    tagger = train_tagger(tiny_bert, epochs=1, n=64, label_weights="balanced")
+    assert tagger.scores(TEXTS).logits.shape == (len(TEXTS), 4)
+
+
+def test_truncation_is_reported(tiny_bert: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tagger = Tagger.create(
+        bf.taxonomy(),
+        encoder="bert",
+        encoder_params={"model": str(tiny_bert), **FAST, "epochs": 1, "max_length": 6},
+    )
+    with caplog.at_level(logging.WARNING, logger="tagger"):
+        tagger.train(bf.records(50), seed=0)
+    assert any("truncated" in r.getMessage() for r in caplog.records)
+
+
+# -- errors a user can fix ------------------------------------------------------------------
+
+
+def test_missing_model_folder(tmp_path: Path) -> None:
+    tagger = Tagger.create(
+        bf.taxonomy(), encoder="bert", encoder_params={"model": str(tmp_path / "nope")}
+    )
+    with pytest.raises(PluginError, match="does not exist"):
+        tagger.train(bf.records(10), seed=0)
+
+
+def test_folder_without_config(tmp_path: Path) -> None:
+    tagger = Tagger.create(bf.taxonomy(), encoder="bert", encoder_params={"model": str(tmp_path)})
+    with pytest.raises(PluginError, match=r"no config\.json"):
+        tagger.train(bf.records(10), seed=0)
+
+
+def test_hub_id_offline_fails_fast(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # nothing cached there
+    tagger = Tagger.create(bf.taxonomy(), encoder="bert")  # default bert-base-chinese
+    with pytest.raises(PluginError, match=r"bert-base-chinese.*offline"):
+        tagger.train(bf.records(10), seed=0)
+
+
+def test_hub_unreachable_fails_fast(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tagger_plugins.bert import runtime
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(runtime, "_hub_reachable", lambda timeout=3.0: False)
+    with pytest.raises(PluginError, match="cannot be reached"):
+        runtime.resolve_model("someone/some-model")
+
+
+def test_max_length_beyond_positions(tiny_bert: Path) -> None:
+    tagger = Tagger.create(
+        bf.taxonomy(), encoder="bert", encoder_params={"model": str(tiny_bert), "max_length": 100}
+    )
+    with pytest.raises(PluginError, match="64 positions"):
+        tagger.train(bf.records(10), seed=0)
+    # Left at its default (128), max_length drops to what the tiny model supports.
+    tagger = train_tagger(tiny_bert, epochs=1, n=16)
+    assert tagger.encoder.summary["max_length"] == 64
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_unavailable_device(tiny_bert: Path, single: Tagger, tmp_path: Path) -> None:
+    tagger = Tagger.create(
+        bf.taxonomy(), encoder="bert", encoder_params={"model": str(tiny_bert), "device": "cuda"}
+    )
+    with pytest.raises(PluginError, match="device 'cuda' is not available"):
+        tagger.train(bf.records(10), seed=0)
+    # A tagger trained elsewhere on a GPU still loads here, on the CPU, with a warning.
+    folder = single.save(tmp_path / "tagger")
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest["encoder"]["params"]["device"] = "cuda"
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    loaded = Tagger.load(folder)
+    assert str(loaded.encoder.device) == "cpu"
+
+
+def test_loading_with_another_taxonomy_fails(single: Tagger, tmp_path: Path) -> None:
+    from tagger_core.schemas import Label, Taxonomy
+
+    folder = single.save(tmp_path / "tagger") / "encoder"
+    encoder = make_encoder("bert")
+    other = Taxonomy(name="other", mode="single-label", labels=[Label(id="a"), Label(id="b")])
+    with pytest.raises(ModelError, match="do not match"):
+        encoder.load(folder, other)
+    multi_taxonomy = bf.taxonomy("multi-label")
+    with pytest.raises(ModelError, match="multi-label"):
+        encoder.load(folder, multi_taxonomy)
+
+
+def test_untrained_encoder() -> None:
+    with pytest.raises(ModelError, match="not trained"):
+        make_encoder("bert").logits(["x"])
+
+
+# -- through the command line ---------------------------------------------------------------
+
+
+def write_json(path: Path, records: list) -> Path:
+    rows = [{"text": r.text, "label": list(r.labels)} for r in records]
+    path.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_cli_train_predict_evaluate(tiny_bert: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tagger_core.cli import cli
+
+    taxonomy = tmp_path / "toy.json"
+    taxonomy.write_text(bf.taxonomy().model_dump_json(), encoding="utf-8")
+    train = write_json(tmp_path / "train.json", bf.records(300, seed=0))
+    valid = write_json(tmp_path / "valid.json", bf.records(80, seed=1))
+    out = tmp_path / "tagger"
+    runner = CliRunner()
+    args = ["train", "--taxonomy", str(taxonomy), "--train", str(train), "--valid", str(valid)]
+    args += ["--encoder", "bert", "-p", f"model={tiny_bert}", "-o", str(out)]
+    for key, value in FAST.items():
+        args += ["-p", f"{key}={value}"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "encoder" / "model.safetensors").is_file()
+    result = runner.invoke(cli, ["predict", str(out), "东湖宾馆", "光谷大公园"])
+    assert result.exit_code == 0, result.output
+    assert "hotel" in result.output and "park" in result.output
+    result = runner.invoke(cli, ["evaluate", str(out), str(valid)])
+    assert result.exit_code == 0, result.output
+
+
+def test_cli_bad_model_is_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tagger_core.cli import cli
+
+    taxonomy = tmp_path / "toy.json"
+    taxonomy.write_text(bf.taxonomy().model_dump_json(), encoding="utf-8")
+    train = write_json(tmp_path / "train.json", bf.records(20))
+    args = ["train", "--taxonomy", str(taxonomy), "--train", str(train), "--encoder", "bert"]
+    args += ["-p", f"model={tmp_path / 'missing'}", "-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error:") and "does not exist" in last
+    assert "Traceback" not in result.output
+
+
+def test_scores_activation_matches_mode(single: Tagger, multi: Tagger) -> None:
+    assert isinstance(single.scores(TEXTS), Scores)
+    np.testing.assert_allclose(single.scores(TEXTS).probabilities.sum(axis=1), 1.0, atol=1e-6)
+    assert multi.scores(TEXTS).mode == "multi-label"
+
+
+def test_bf16_autocast_runs(tiny_bert: Path) -> None:
+    """precision=bf16 trains and scores under autocast (forced here on the CPU; `auto` picks
+    it only on CUDA GPUs that support bf16); scores come back as float32."""
+    tagger = train_tagger(tiny_bert, epochs=1, n=64, precision="bf16")
+    assert tagger.encoder.summary["precision"] == "bf16"
+    logits = tagger.encoder.logits(TEXTS)
+    assert logits.dtype == np.float32 and np.isfinite(logits).all()
+
+
+def test_threads_option_is_scoped(single: Tagger) -> None:
+    before = torch.get_num_threads()
+    single.encoder.logits(TEXTS)  # threads=1 while scoring
+    assert torch.get_num_threads() == before
+
+
+def test_default_learning_rate_follows_depth() -> None:
+    from tagger_plugins.bert.finetune import default_lr
+    from transformers import BertConfig
+
+    assert default_lr(BertConfig(num_hidden_layers=4)) == 2e-4  # m3e-small
+    assert default_lr(BertConfig(num_hidden_layers=12)) == 5e-5  # bert-base-chinese
+
+
+def test_autocast_choice() -> None:
+    from tagger_plugins.bert.runtime import autocast_dtype
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype("auto", cpu) is None
+    assert autocast_dtype("fp32", cpu) is None
+    assert autocast_dtype("bf16", cpu) == torch.bfloat16
