@@ -14,14 +14,11 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from tagger_plugins.linear_heads import fit_logistic_heads
 
 from tagger_core import Encoder, ModelError, Taxonomy, hookimpl
-from tagger_core.progress import progress
 
 log = logging.getLogger("tagger")
-
-# Logit given to a class that never occurs in training data, under softmax.
-_ABSENT_CLASS_LOGIT = -30.0
 
 
 class TfidfParams(BaseModel):
@@ -83,57 +80,21 @@ class TfidfEncoder(Encoder):
         valid: tuple[list[str], np.ndarray] | None = None,
         seed: int = 0,
     ) -> None:
-        from sklearn.linear_model import LogisticRegression
-
         p = self.params
         assert isinstance(p, TfidfParams)
         self.vectorizer = self._vectorizer()
         features = self.vectorizer.fit_transform(texts)
-        n_labels = targets.shape[1]
-        coef = np.zeros((n_labels, features.shape[1]), dtype=np.float32)
-        intercept = np.zeros(n_labels, dtype=np.float32)
-
-        def model() -> Any:
-            return LogisticRegression(
-                C=p.C, class_weight=p.class_weight, max_iter=p.max_iter, random_state=seed
-            )
-
-        if taxonomy.mode == "single-label":
-            classes = targets.argmax(axis=1)
-            present = np.unique(classes)
-            intercept[:] = _ABSENT_CLASS_LOGIT
-            if len(present) == 1:
-                intercept[present[0]] = 0.0
-            else:
-                with progress(total=1, desc="tfidf: fitting softmax") as bar:
-                    clf = model().fit(features, classes)
-                    bar.update(1)
-                if len(present) == 2:  # binary LR keeps one weight vector: split it ±½
-                    coef[present[1]], coef[present[0]] = clf.coef_[0] / 2, -clf.coef_[0] / 2
-                    intercept[present[1]], intercept[present[0]] = (
-                        clf.intercept_[0] / 2,
-                        -clf.intercept_[0] / 2,
-                    )
-                else:
-                    coef[present] = clf.coef_
-                    intercept[present] = clf.intercept_
-        else:
-            for j in progress(range(n_labels), desc="tfidf: fitting labels"):
-                column = targets[:, j]
-                positives = int(column.sum())
-                if positives in (0, len(column)):
-                    label = taxonomy.labels[j].id
-                    log.warning(
-                        "label '%s' has %s training examples: it gets a constant score",
-                        label,
-                        "no positive" if positives == 0 else "only positive",
-                    )
-                    # Smoothed prior log-odds, finite so scores stay comparable.
-                    intercept[j] = np.log((positives + 0.5) / (len(column) - positives + 0.5))
-                    continue
-                clf = model().fit(features, column.astype(int))
-                coef[j], intercept[j] = clf.coef_[0], clf.intercept_[0]
-        self.coef, self.intercept = coef, intercept
+        coef, intercept = fit_logistic_heads(
+            features,
+            targets,
+            taxonomy,
+            C=p.C,
+            class_weight=p.class_weight,
+            max_iter=p.max_iter,
+            seed=seed,
+            desc="tfidf",
+        )
+        self.coef, self.intercept = coef.astype(np.float32), intercept.astype(np.float32)
 
     def logits(self, texts: list[str]) -> np.ndarray:
         if self.vectorizer is None or self.coef is None or self.intercept is None:

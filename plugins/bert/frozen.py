@@ -26,8 +26,6 @@ from .runtime import autocast_dtype, resolve_device, run_sorted, tokenize, warn_
 log = logging.getLogger("tagger")
 
 CACHE_ENV = "TAGGER_FEATURE_CACHE"
-# Logit of a class that never occurs in the training data, under softmax.
-ABSENT_CLASS_LOGIT = -30.0
 
 
 def default_cache_dir() -> Path:
@@ -183,54 +181,22 @@ def fit_head(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Logistic regression on standardised features, folded back into one affine map:
     ``logits = features @ weight.T + bias`` (L × H weight, L bias)."""
-    from sklearn.linear_model import LogisticRegression
-
-    from tagger_core.progress import progress
+    from tagger_plugins.linear_heads import fit_logistic_heads
 
     mean = features.mean(axis=0)
     scale = features.std(axis=0)
     scale[scale < 1e-6] = 1.0
     x = (features - mean) / scale
-    n_labels = targets.shape[1]
-    coef = np.zeros((n_labels, features.shape[1]), dtype=np.float64)
-    intercept = np.zeros(n_labels, dtype=np.float64)
-
-    def model() -> Any:
-        return LogisticRegression(
-            C=C, max_iter=max_iter, class_weight=class_weight, random_state=seed
-        )
-
-    if taxonomy.mode == "single-label":
-        classes = targets.argmax(axis=1)
-        present = np.unique(classes)
-        intercept[:] = ABSENT_CLASS_LOGIT
-        if len(present) == 1:
-            intercept[present[0]] = 0.0
-        else:
-            with progress(total=1, desc="bert-frozen: fitting the softmax head") as bar:
-                clf = model().fit(x, classes)
-                bar.update(1)
-            if len(present) == 2:  # binary LR keeps one weight vector: split it ±½
-                coef[present[1]], coef[present[0]] = clf.coef_[0] / 2, -clf.coef_[0] / 2
-                intercept[present[1]] = clf.intercept_[0] / 2
-                intercept[present[0]] = -clf.intercept_[0] / 2
-            else:
-                coef[present] = clf.coef_
-                intercept[present] = clf.intercept_
-    else:
-        for j in progress(range(n_labels), desc="bert-frozen: fitting labels"):
-            column = targets[:, j]
-            positives = int(column.sum())
-            if positives in (0, len(column)):
-                log.warning(
-                    "label '%s' has %s training examples: it gets a constant score",
-                    taxonomy.labels[j].id,
-                    "no positive" if positives == 0 else "only positive",
-                )
-                intercept[j] = np.log((positives + 0.5) / (len(column) - positives + 0.5))
-                continue
-            clf = model().fit(x, column.astype(int))
-            coef[j], intercept[j] = clf.coef_[0], clf.intercept_[0]
+    coef, intercept = fit_logistic_heads(
+        x,
+        targets,
+        taxonomy,
+        C=C,
+        class_weight=class_weight,
+        max_iter=max_iter,
+        seed=seed,
+        desc="bert-frozen",
+    )
     weight = coef / scale
     bias = intercept - weight @ mean
     return weight.astype(np.float32), bias.astype(np.float32)
