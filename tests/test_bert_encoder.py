@@ -268,6 +268,21 @@ def test_new_head_starts_at_the_label_priors(tiny_bert: Path, mode: str) -> None
         np.testing.assert_allclose(np.exp(bias) / np.exp(bias).sum(), frequency, atol=0.01)
 
 
+def test_inference_batches_are_sorted_and_barely_padded() -> None:
+    from tagger_plugins.bert.runtime import padding_share, sorted_batches
+
+    lengths = np.random.default_rng(0).integers(5, 60, size=777)
+    batches = sorted_batches(lengths, 64)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(777))
+    for batch in batches:
+        assert len(batch) <= 64
+        assert len(batch) == 1 or len(batch) * lengths[batch].max() <= 64 * 32
+        assert lengths[batch].min() >= 0.9 * lengths[batch].max()
+    assert padding_share(lengths, batches) < 0.1
+    flat = np.concatenate(batches)
+    assert np.all(np.diff(lengths[flat]) <= 0)  # longest first
+
+
 def test_label_weights() -> None:
     from tagger_plugins.bert.finetune import label_weights
 

@@ -222,7 +222,13 @@ class BertEncoder(Encoder):
         from transformers import AutoModelForSequenceClassification
 
         from .finetune import problem_type
-        from .runtime import ModelSource, load_pretrained, load_tokenizer, resolve_device
+        from .runtime import (
+            ModelSource,
+            load_pretrained,
+            load_tokenizer,
+            materialize,
+            resolve_device,
+        )
 
         state = _read_state(directory)
         source = ModelSource(str(directory), True)
@@ -236,7 +242,7 @@ class BertEncoder(Encoder):
             )
         self.tokenizer = load_tokenizer(source, ModelError)
         self.device = resolve_device(self.p.device, strict=False)
-        self.model = model.to(self.device).eval()
+        self.model = materialize(model.to(self.device)).eval()
         self.max_length = int(state.get("max_length", self.p.max_length))
         self.history = list(state.get("history", []))
         self.summary = dict(state.get("training", {}))

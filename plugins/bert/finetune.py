@@ -33,6 +33,7 @@ from .runtime import (
     length_grouped_batches,
     load_pretrained,
     load_tokenizer,
+    materialize,
     pad_batch,
     padding_share,
     progress_bar,
@@ -530,7 +531,7 @@ class _Trainer:
                 self.model.load_state_dict(best_state)
             if group.main:
                 log.info("restored the weights of epoch %d (best valid %s)", best_epoch, p.metric)
-        self.model.eval()
+        materialize(self.model).eval()
         summary = {
             "lr": self.lr,
             "epochs_run": len(history),

@@ -21,7 +21,14 @@ import torch
 
 from tagger_core.schemas import Taxonomy
 
-from .runtime import autocast_dtype, resolve_device, run_sorted, tokenize, warn_truncated
+from .runtime import (
+    autocast_dtype,
+    materialize,
+    resolve_device,
+    run_sorted,
+    tokenize,
+    warn_truncated,
+)
 
 log = logging.getLogger("tagger")
 
@@ -80,7 +87,7 @@ class FeatureExtractor:
         device: torch.device,
         precision: str,
     ) -> None:
-        self.backbone = backbone.to(device).eval()
+        self.backbone = materialize(backbone.to(device)).eval()
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.max_length = max_length

@@ -160,6 +160,24 @@ def effective_max_length(params: Any, config: Any, tokenizer: Any) -> int:
     return limit
 
 
+def materialize(model: torch.nn.Module) -> torch.nn.Module:
+    """Give every weight its own freshly allocated (64-byte aligned) storage.
+
+    Small matrix products can take different kernel paths depending on how their operands
+    are aligned in memory, so a model just trained and the same weights loaded from
+    safetensors could differ in the last bit. Both paths end here, so a saved and reloaded
+    tagger scores bit for bit like the one that was trained.
+    """
+    with torch.no_grad():
+        for param in model.parameters():
+            param.data = param.data.clone()
+        for module in model.modules():
+            for name, buffer in list(module.named_buffers(recurse=False)):
+                if buffer is not None:
+                    module._buffers[name] = buffer.clone()
+    return model
+
+
 # -- devices, precision, threads ------------------------------------------------------------
 
 
@@ -351,10 +369,32 @@ def shard_batches(batches: list[np.ndarray], rank: int, world: int) -> list[np.n
     return padded[rank::world]
 
 
+# Inference batches hold at most this share of padding, and at most batch_size × this many
+# tokens (so that long texts come in smaller batches and memory stays bounded).
+MAX_PADDING = 0.1
+TOKENS_PER_TEXT = 32
+
+
 def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
-    """Inference batches: rows sorted by length (longest first), so padding is minimal."""
+    """Inference batches: rows sorted by length, longest first, cut wherever a batch is
+    full (``batch_size`` texts or ``batch_size × 32`` tokens) or the next text is more
+    than 10 % shorter than the batch's longest. Fixed-size cuts of the sorted order would
+    pad the long tail's batch to its longest text: 1,000 POI names in batches of 256 were
+    a third padding that way, ~5 % this way."""
     order = np.argsort(-lengths, kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    budget = batch_size * TOKENS_PER_TEXT
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        longest = int(lengths[order[start]])
+        floor = (1.0 - MAX_PADDING) * longest
+        limit = min(batch_size, max(1, budget // max(longest, 1)))
+        end = start + 1
+        while end < len(order) and end - start < limit and lengths[order[end]] >= floor:
+            end += 1
+        batches.append(order[start:end])
+        start = end
+    return batches
 
 
 def padding_share(lengths: np.ndarray, batches: Sequence[np.ndarray]) -> float:
