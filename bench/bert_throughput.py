@@ -148,8 +148,13 @@ def throughput(
     infer_n: int,
     ref_infer_n: int,
 ) -> dict[str, Any]:
+    """Paired rounds: each round times (a) then (b) back to back, for training and for
+    inference, so that both see the same load on a shared machine; the first round is a
+    warm-up. Figures are medians over rounds, ratios medians of the per-round ratios."""
     import torch
     from tagger_plugins.bert import BertEncoder
+    from tagger_plugins.bert.finetune import _Distributed, _Trainer, load_classifier
+    from tagger_plugins.bert.runtime import _NoBar
     from transformers import AutoConfig, AutoTokenizer
 
     from tagger_core.taxonomy import label_matrix
@@ -157,57 +162,89 @@ def throughput(
     torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     config = AutoConfig.from_pretrained(folder)
-    batch = BertEncoder.Params().batch_size
     rng = random.Random(1)
-    train_sample = rng.sample(train, steps * batch)
+    rounds = args.repeats + 1
+    params = BertEncoder.Params(model=folder, epochs=rounds)
+    train_sample = rng.sample(train, steps * params.batch_size)
     ref_sample = rng.sample(train, ref_steps * reference.BATCH_SIZE)
     test_texts = [r.text for r in rng.sample(test, infer_n)]
     ref_test = [r.text for r in rng.sample(test, ref_infer_n)]
     lengths = np.array([len(x) for x in tokenizer([r.text for r in train])["input_ids"]])
     flops = forward_flops(config, lengths, len(taxonomy.labels))
 
+    # (a) the encoder's own code: the training loop `fit` runs (one epoch of `steps`
+    # length-grouped batches) and `BertEncoder.logits`.
+    cpu = torch.device("cpu")
+    loaded = load_classifier(params, taxonomy, seed=0)
+    trainer = _Trainer(
+        params,
+        loaded.model,
+        loaded.tokenizer,
+        loaded.max_length,
+        taxonomy,
+        cpu,
+        _Distributed(cpu),
+        seed=0,
+    )
+    trainer.set_data([r.text for r in train_sample], label_matrix(train_sample, taxonomy), None)
+    encoder = BertEncoder(model=folder)
+    encoder.model, encoder.tokenizer, encoder.device = loaded.model, loaded.tokenizer, cpu
+    encoder.max_length = loaded.max_length
+    # (b) the reference notebook's loops on the same model, freshly loaded.
+    ref_model = classifier(folder, taxonomy)
     ref_train_enc = reference.padded(tokenizer, [r.text for r in ref_sample])
     ref_labels = reference.labels_tensor(label_matrix(ref_sample, taxonomy), taxonomy.mode)
     ref_test_enc = reference.padded(tokenizer, ref_test)
-    samples: dict[str, list[float]] = {k: [] for k in ("train", "infer", "ref_train", "ref_infer")}
-    for rep in range(args.repeats):
-        log(f"{name}: repeat {rep + 1}/{args.repeats}")
-        # (a) this encoder: a real fit of one epoch over `steps` batches, no validation.
-        encoder = BertEncoder(model=folder, epochs=1, threads=args.threads)
-        encoder.fit(
-            [r.text for r in train_sample], label_matrix(train_sample, taxonomy), taxonomy, seed=rep
-        )
-        samples["train"].append(len(train_sample) / encoder.history[0]["seconds"])
+
+    samples: dict[str, list[float]] = {k: [] for k in ("train", "ref_train", "infer", "ref_infer")}
+    for r in range(rounds):
+        started = time.perf_counter()
+        trainer.train_epoch(r + 1, _NoBar())
+        train_rate = len(train_sample) / (time.perf_counter() - started)
+        result = reference.train(ref_model, ref_train_enc, ref_labels, max_steps=ref_steps, seed=r)
         started = time.perf_counter()
         encoder.logits(test_texts)
-        samples["infer"].append(len(test_texts) / (time.perf_counter() - started))
-        padding = encoder.summary["padding_share"]
-        del encoder
-        # (b) the reference notebook's loops.
-        model = classifier(folder, taxonomy, seed=rep)
-        result = reference.train(model, ref_train_enc, ref_labels, max_steps=ref_steps, seed=rep)
+        infer_rate = len(test_texts) / (time.perf_counter() - started)
+        _, seconds = reference.logits(ref_model, ref_test_enc)
+        if r == 0:
+            log(f"{name}: warm-up round done")
+            continue
+        samples["train"].append(train_rate)
         samples["ref_train"].append(result["examples"] / result["seconds"])
-        _, seconds = reference.logits(model, ref_test_enc)
+        samples["infer"].append(infer_rate)
         samples["ref_infer"].append(len(ref_test) / seconds)
-        del model
-        log(f"{name}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in samples.items()))
+        log(f"{name}: round {r}: " + ", ".join(f"{k} {v[-1]:.2f}/s" for k, v in samples.items()))
     median = {k: statistics.median(v) for k, v in samples.items()}
+    ratios = {
+        phase: [a / b for a, b in zip(samples[phase], samples[f"ref_{phase}"], strict=True)]
+        for phase in ("train", "infer")
+    }
+    share = padding_share_of(trainer)
     return {
         "model": name,
         "layers": config.num_hidden_layers,
         "hidden": config.hidden_size,
         "mean_tokens": float(lengths.mean()),
-        "padding_share": padding,
+        "padding_share": share,
         "forward_gflop_per_example": flops / 1e9,
         "train_examples": len(train_sample),
         "ref_train_examples": len(ref_sample),
         "infer_examples": infer_n,
         "ref_infer_examples": ref_infer_n,
         "samples": samples,
+        "round_ratios": ratios,
         **median,
-        "train_ratio": median["train"] / median["ref_train"],
-        "infer_ratio": median["infer"] / median["ref_infer"],
+        "train_ratio": statistics.median(ratios["train"]),
+        "infer_ratio": statistics.median(ratios["infer"]),
     }
+
+
+def padding_share_of(trainer: Any) -> float:
+    from tagger_plugins.bert.runtime import length_grouped_batches, padding_share
+
+    lengths = trainer.train.lengths
+    batches = length_grouped_batches(lengths, trainer.p.batch_size, np.random.default_rng(0))
+    return padding_share(lengths, batches)
 
 
 # -- accuracy -------------------------------------------------------------------------------
@@ -327,8 +364,8 @@ def report(results: dict[str, Any]) -> str:
         f"Machine: {results['machine']}, {results['threads']} threads; measured fp32 matmul "
         + ", ".join(f"{k}: {v / 1e9:.0f} GFLOP/s" for k, v in results["matmul_flops"].items()),
         "",
-        "| model | phase | encoder ex/s | reference ex/s | ratio | bound ex/s | encoder / bound "
-        "| reference / bound |",
+        "| model | phase | encoder ex/s | reference ex/s | ratio (range over rounds) "
+        "| bound ex/s | encoder / bound | reference / bound |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results["throughput"]:
@@ -336,9 +373,11 @@ def report(results: dict[str, Any]) -> str:
         for phase, factor in (("train", 3), ("infer", 1)):
             bound = rate / (factor * forward)
             ours, ref = row[phase], row[f"ref_{phase}"]
+            spread = row["round_ratios"][phase]
             lines.append(
                 f"| {row['model']} | {'training' if phase == 'train' else 'inference'} "
-                f"| {ours:.1f} | {ref:.2f} | **{ours / ref:.1f}×** | {bound:.0f} "
+                f"| {ours:.1f} | {ref:.2f} | **{row[f'{phase}_ratio']:.1f}×** "
+                f"({min(spread):.1f}–{max(spread):.1f}) | {bound:.0f} "
                 f"| {ours / bound:.0%} | {ref / bound:.1%} |"
             )
     lines.append("")
@@ -385,13 +424,15 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="the poi_building_types folder")
     parser.add_argument("--model", default=None, help="pretrained folder (default m3e-small)")
     parser.add_argument("--threads", type=int, default=None, help="default: torch's")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=40, help="encoder training steps (small)")
-    parser.add_argument("--ref-steps", type=int, default=8, help="reference steps (small)")
-    parser.add_argument("--base-steps", type=int, default=12, help="encoder steps (base)")
-    parser.add_argument("--base-ref-steps", type=int, default=3, help="reference steps (base)")
-    parser.add_argument("--infer", type=int, default=2000, help="names scored by the encoder")
-    parser.add_argument("--ref-infer", type=int, default=160, help="names, reference")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (after a warm-up)")
+    parser.add_argument("--steps", type=int, default=20, help="encoder steps per round (m3e)")
+    parser.add_argument("--ref-steps", type=int, default=4, help="reference steps per round")
+    parser.add_argument("--infer", type=int, default=1000, help="names scored per round")
+    parser.add_argument("--ref-infer", type=int, default=80, help="names per round, reference")
+    parser.add_argument("--base-steps", type=int, default=8, help="as --steps, for bert-base")
+    parser.add_argument("--base-ref-steps", type=int, default=2)
+    parser.add_argument("--base-infer", type=int, default=400)
+    parser.add_argument("--base-ref-infer", type=int, default=32)
     parser.add_argument("--skip", default="", help="comma list: small,base,accuracy,frozen")
     parser.add_argument("--accuracy-train", type=int, default=4000)
     parser.add_argument("--accuracy-valid", type=int, default=1000)
@@ -450,8 +491,8 @@ def main() -> None:
                     args,
                     args.base_steps,
                     args.base_ref_steps,
-                    args.infer // 4,
-                    args.ref_infer // 4,
+                    args.base_infer,
+                    args.base_ref_infer,
                 )
             )
     if "accuracy" not in skip:
