@@ -7,7 +7,9 @@ from pathlib import Path
 
 repo = Path(sys.argv[1])
 site = Path(sysconfig.get_paths()["purelib"])
-generic = [name for name in ("plugins", "taxonomies", "tests", "examples") if (site / name).exists()]
+generic = [
+    name for name in ("plugins", "taxonomies", "tests", "examples") if (site / name).exists()
+]
 assert not generic, f"generic top-level names installed: {generic}"
 assert (site / "tagger_plugins" / "tfidf.py").is_file(), "built-in plugins missing from the wheel"
 assert (site / "tagger_taxonomies" / "attractions.yaml").is_file(), "taxonomy data missing"
@@ -21,10 +23,22 @@ for expected in ("attractions", "tfidf", "data_sources", "decision_rules"):
 model = Path.cwd() / "model"
 examples = repo / "examples" / "attractions"
 subprocess.run(
-    [tagger, "train", "--taxonomy", "attractions", "--train", str(examples / "train.json"),
-     "--valid", str(examples / "validation.json"), "-o", str(model)],
+    [
+        tagger,
+        "train",
+        "--taxonomy",
+        "attractions",
+        "--train",
+        str(examples / "train.json"),
+        "--valid",
+        str(examples / "validation.json"),
+        "-o",
+        str(model),
+    ],
     check=True,
 )
-out = subprocess.run([tagger, "predict", str(model), "香港海洋公园"], check=True, capture_output=True, text=True).stdout
+out = subprocess.run(
+    [tagger, "predict", str(model), "香港海洋公园"], check=True, capture_output=True, text=True
+).stdout
 assert "香港海洋公园" in out, out
 print("installed wheel OK:", out.strip())
