@@ -413,17 +413,35 @@ def test_cli_train_predict_evaluate(tiny_bert: Path, tmp_path: Path) -> None:
     out = tmp_path / "tagger"
     runner = CliRunner()
     args = ["train", "--taxonomy", str(taxonomy), "--train", str(train), "--valid", str(valid)]
-    args += ["--encoder", "bert", "-p", f"model={tiny_bert}", "-o", str(out)]
+    args += ["--encoder", "bert", "--model", str(tiny_bert), "-o", str(out)]
     for key, value in FAST.items():
         args += ["-p", f"{key}={value}"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert (out / "encoder" / "model.safetensors").is_file()
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["encoder"]["params"]["model"] == str(tiny_bert)
     result = runner.invoke(cli, ["predict", str(out), "东湖宾馆", "光谷大公园"])
     assert result.exit_code == 0, result.output
     assert "hotel" in result.output and "park" in result.output
     result = runner.invoke(cli, ["evaluate", str(out), str(valid)])
     assert result.exit_code == 0, result.output
+
+
+def test_cli_model_option_conflicting_with_param(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from tagger_core.cli import cli
+
+    train = write_json(tmp_path / "train.json", bf.records(20))
+    args = ["train", "--taxonomy", "attractions", "--train", str(train), "--encoder", "bert"]
+    args += ["--model", "a", "-p", "model=b", "-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: --model and -p model=… name different models; give one"
+    )
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_bad_model_is_one_line(tmp_path: Path) -> None:

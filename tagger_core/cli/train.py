@@ -52,6 +52,11 @@ from tagger_core.cli.options import data_options, parse_params, read_all
     multiple=True,
     help="Encoder parameter KEY=VALUE (repeatable).",
 )
+@click.option(
+    "--model",
+    help="Pretrained model (local folder or hub id) for encoders that take one, such as "
+    "bert; the same as -p model=….",
+)
 @click.option("--rule", help="Decision rule (default: threshold, or argmax for single-label).")
 @click.option(
     "--rule-param", "rule_params", multiple=True, help="Rule parameter KEY=VALUE (repeatable)."
@@ -72,6 +77,7 @@ def train_command(
     output: Path,
     encoder: str,
     encoder_params: tuple[str, ...],
+    model: str | None,
     rule: str | None,
     rule_params: tuple[str, ...],
     normalizers: tuple[str, ...],
@@ -86,10 +92,15 @@ def train_command(
 
     if output.exists() and not force:  # fail before training, not after
         raise TaggerError(f"{output} already exists; use --force to replace it")
+    params = parse_params(encoder_params, "--param")
+    if model is not None:
+        if "model" in params and params["model"] != model:
+            raise TaggerError("--model and -p model=… name different models; give one")
+        params["model"] = model
     tagger = Tagger.create(
         taxonomy_name,
         encoder=encoder,
-        encoder_params=parse_params(encoder_params, "--param"),
+        encoder_params=params,
         rule=rule,
         rule_params=parse_params(rule_params, "--rule-param"),
         normalizers=normalizers,
