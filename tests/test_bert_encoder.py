@@ -497,3 +497,28 @@ def test_autocast_choice() -> None:
     assert autocast_dtype("auto", cpu) is None
     assert autocast_dtype("fp32", cpu) is None
     assert autocast_dtype("bf16", cpu) == torch.bfloat16
+
+
+def test_cli_train_shows_progress_with_loss_and_epoch_metrics(
+    tiny_bert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from tagger_core.cli import cli
+
+    monkeypatch.setenv("TAGGER_PROGRESS", "1")  # the bar is on a terminal only, unless forced
+    taxonomy = tmp_path / "toy.json"
+    taxonomy.write_text(bf.taxonomy().model_dump_json(), encoding="utf-8")
+    train = write_json(tmp_path / "train.json", bf.records(120, seed=0))
+    valid = write_json(tmp_path / "valid.json", bf.records(40, seed=1))
+    args = ["train", "--taxonomy", str(taxonomy), "--train", str(train), "--valid", str(valid)]
+    args += ["--encoder", "bert", "--model", str(tiny_bert), "-o", str(tmp_path / "out")]
+    for key, value in {**FAST, "epochs": 2, "patience": 0}.items():
+        args += ["-p", f"{key}={value}"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "fine-tuning" in result.stderr and "loss=" in result.stderr
+    for epoch in (1, 2):
+        line = next(x for x in result.stderr.splitlines() if x.startswith(f"epoch {epoch}/2:"))
+        assert "train loss" in line and "valid loss" in line and "exact match" in line
+    assert "fine-tuning" not in result.stdout  # stdout stays for results
