@@ -553,14 +553,15 @@ class _Trainer:
         return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
 
     def report(self, bar: Any, line: str) -> None:
-        """One line per epoch: above the progress bar, or to the log when there is none."""
+        """One line per epoch on stderr (stdout is for results): above the progress bar, or
+        alone where the bar is off (no terminal), so a redirected long run still logs them."""
         if not self.group.main:
             return
         if bar.disable:
-            log.info(line)
-        else:  # above the bar, on its stream (stderr): stdout is for results
+            print(line, file=sys.stderr, flush=True)
+        else:
             bar.write(line, file=getattr(bar, "fp", None) or sys.stderr)
-            log.debug(line)
+        log.debug(line)
 
     def dump(self, epoch: int, train: np.ndarray | None, valid: np.ndarray | None) -> None:
         assert self.dump_dir is not None
