@@ -47,18 +47,14 @@ def main() -> None:
     print()
     print(f"| keyword | train names (top label) | test names (top label) | {names} |")
     print("|---|---|---|" + "---:|" * len(right))
-    everything = ["(all rows)", *args.keywords.split(",")]
-    for word in everything:
-
-        def has(text: str, word: str = word) -> bool:
-            return word == "(all rows)" or word in text
-
-        tr = [r.labels for r in train if has(r.text)]
-        te = [i for i, r in enumerate(test) if has(r.text)]
+    # "" is in every name: the first row is the whole split, for comparison.
+    for title, word in [("(all rows)", ""), *((w, w) for w in args.keywords.split(","))]:
+        tr = [r.labels for r in train if word in r.text]
+        te = [i for i, r in enumerate(test) if word in r.text]
         te_labels = [test[i].labels for i in te]
         accs = " | ".join(f"{ok[te].mean():.3f}" if te else "–" for ok in right.values())
         print(
-            f"| {word} | {len(tr)} ({len(tr) / len(train):.1%}; {top_label(tr)}) "
+            f"| {title} | {len(tr)} ({len(tr) / len(train):.1%}; {top_label(tr)}) "
             f"| {len(te)} ({len(te) / len(test):.1%}; {top_label(te_labels)}) | {accs} |"
         )
 

@@ -401,22 +401,29 @@ def write_json(path: Path, records: list) -> Path:
     return path
 
 
+def cli_train_args(
+    tiny_bert: Path, folder: Path, n_train: int, n_valid: int, params: dict[str, object]
+) -> list[str]:
+    """`tagger train` arguments: toy taxonomy and data written to folder, output folder/tagger."""
+    taxonomy = folder / "toy.json"
+    taxonomy.write_text(bf.taxonomy().model_dump_json(), encoding="utf-8")
+    train = write_json(folder / "train.json", bf.records(n_train, seed=0))
+    valid = write_json(folder / "valid.json", bf.records(n_valid, seed=1))
+    args = ["train", "--taxonomy", str(taxonomy), "--train", str(train), "--valid", str(valid)]
+    args += ["--encoder", "bert", "--model", str(tiny_bert), "-o", str(folder / "tagger")]
+    for key, value in params.items():
+        args += ["-p", f"{key}={value}"]
+    return args
+
+
 def test_cli_train_predict_evaluate(tiny_bert: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from tagger_core.cli import cli
 
-    taxonomy = tmp_path / "toy.json"
-    taxonomy.write_text(bf.taxonomy().model_dump_json(), encoding="utf-8")
-    train = write_json(tmp_path / "train.json", bf.records(300, seed=0))
-    valid = write_json(tmp_path / "valid.json", bf.records(80, seed=1))
-    out = tmp_path / "tagger"
+    out, valid = tmp_path / "tagger", tmp_path / "valid.json"
     runner = CliRunner()
-    args = ["train", "--taxonomy", str(taxonomy), "--train", str(train), "--valid", str(valid)]
-    args += ["--encoder", "bert", "--model", str(tiny_bert), "-o", str(out)]
-    for key, value in FAST.items():
-        args += ["-p", f"{key}={value}"]
-    result = runner.invoke(cli, args)
+    result = runner.invoke(cli, cli_train_args(tiny_bert, tmp_path, 300, 80, FAST))
     assert result.exit_code == 0, result.output
     assert (out / "encoder" / "model.safetensors").is_file()
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
@@ -509,15 +516,8 @@ def test_cli_train_shows_progress_with_loss_and_epoch_metrics(
 
     # The bar shows on a terminal only, unless forced; the epoch lines show either way.
     monkeypatch.setenv("TAGGER_PROGRESS", "1" if bar else "0")
-    taxonomy = tmp_path / "toy.json"
-    taxonomy.write_text(bf.taxonomy().model_dump_json(), encoding="utf-8")
-    train = write_json(tmp_path / "train.json", bf.records(120, seed=0))
-    valid = write_json(tmp_path / "valid.json", bf.records(40, seed=1))
-    args = ["train", "--taxonomy", str(taxonomy), "--train", str(train), "--valid", str(valid)]
-    args += ["--encoder", "bert", "--model", str(tiny_bert), "-o", str(tmp_path / "out")]
-    for key, value in {**FAST, "epochs": 2, "patience": 0}.items():
-        args += ["-p", f"{key}={value}"]
-    result = CliRunner().invoke(cli, args)
+    params = {**FAST, "epochs": 2, "patience": 0}
+    result = CliRunner().invoke(cli, cli_train_args(tiny_bert, tmp_path, 120, 40, params))
     assert result.exit_code == 0, result.output
     assert ("fine-tuning" in result.stderr and "loss=" in result.stderr) == bar
     lines = [x for x in result.stderr.splitlines() if x.startswith("epoch ")]

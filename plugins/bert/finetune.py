@@ -553,15 +553,11 @@ class _Trainer:
         return {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
 
     def report(self, bar: Any, line: str) -> None:
-        """One line per epoch on stderr (stdout is for results): above the progress bar, or
-        alone where the bar is off (no terminal), so a redirected long run still logs them."""
-        if not self.group.main:
-            return
-        if bar.disable:
-            print(line, file=sys.stderr, flush=True)
-        else:
-            bar.write(line, file=getattr(bar, "fp", None) or sys.stderr)
-        log.debug(line)
+        """One line per epoch on stderr (stdout is for results). tqdm's write prints it above
+        the bar, and plainly where the bar is off (no terminal), so a redirected run keeps it."""
+        if self.group.main:
+            bar.write(line, file=sys.stderr)
+            log.debug(line)
 
     def dump(self, epoch: int, train: np.ndarray | None, valid: np.ndarray | None) -> None:
         assert self.dump_dir is not None

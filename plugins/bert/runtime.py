@@ -83,7 +83,10 @@ def resolve_model(name: str) -> ModelSource:
         raise PluginError(f"model folder {path} does not exist") from None
     if isinstance(cached, str):
         return ModelSource(name, True)
-    hint = "download it where the hub is reachable, or give a local folder: --model PATH (or -p model=PATH)"
+    hint = (
+        "download it where the hub is reachable, or give a local folder: "
+        "--model PATH (or -p model=PATH)"
+    )
     if _offline():
         raise PluginError(
             f"model '{name}' is not a local folder nor in the Hugging Face cache, and "
