@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from tagger_core import Record, Tagger, read_records
+from tagger_core import Record, Tagger, make_rule, read_records, resolve_taxonomy
 from tagger_core.evaluation.metrics import quick_figures
-from tagger_core.tagger import make_rule
-from tagger_core.taxonomy import infer_taxonomy, resolve_taxonomy
+from tagger_core.taxonomy import infer_taxonomy
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from tagger_core import Tagger, read_records
-from tagger_core.taxonomy import infer_taxonomy, resolve_taxonomy
+from tagger_core import Tagger, read_records, resolve_taxonomy
+from tagger_core.taxonomy import infer_taxonomy
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

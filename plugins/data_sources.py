@@ -1,4 +1,5 @@
-"""Built-in file formats: JSON (the reference format), JSON Lines, CSV/TSV and Excel."""
+"""Built-in data sources: JSON (the reference format), JSON Lines, CSV/TSV, Excel, and plain
+text with one name per line (names to tag, no labels)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,15 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tagger_core import DataError, DataSource, ReadOptions, Record, hookimpl
-from tagger_core.data.io import record_fields, record_from_fields
+from tagger_core import (
+    DataError,
+    DataSource,
+    FileOptions,
+    Record,
+    hookimpl,
+    record_fields,
+    record_from_fields,
+)
 
 
 def _read_text(path: Path) -> str:
@@ -29,7 +37,7 @@ class JsonSource(DataSource):
     description = 'A JSON list of objects: [{"text": ..., "label": [...]}] (the reference format).'
     suffixes: ClassVar[tuple[str, ...]] = (".json",)
 
-    def read(self, path: Path, options: ReadOptions) -> list[Record]:
+    def read(self, path: Path, options: FileOptions) -> list[Record]:
         try:
             data = json.loads(_read_text(path))
         except json.JSONDecodeError as exc:
@@ -45,7 +53,7 @@ class JsonSource(DataSource):
             for row, item in enumerate(data, start=1)
         ]
 
-    def write(self, path: Path, records: list[Record], options: ReadOptions) -> None:
+    def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
         rows = [record_fields(record, options) for record in records]
         path.write_text(json.dumps(rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
@@ -55,7 +63,7 @@ class JsonLinesSource(DataSource):
     description = "One JSON object per line; rows are line numbers."
     suffixes: ClassVar[tuple[str, ...]] = (".jsonl", ".ndjson")
 
-    def read(self, path: Path, options: ReadOptions) -> list[Record]:
+    def read(self, path: Path, options: FileOptions) -> list[Record]:
         records = []
         for row, line in enumerate(_read_text(path).splitlines(), start=1):
             if not line.strip():
@@ -73,13 +81,13 @@ class JsonLinesSource(DataSource):
             )
         return records
 
-    def write(self, path: Path, records: list[Record], options: ReadOptions) -> None:
+    def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
         with path.open("w", encoding="utf-8") as handle:
             for record in records:
                 handle.write(json.dumps(record_fields(record, options), ensure_ascii=False) + "\n")
 
 
-def _flat_fields(record: Record, options: ReadOptions) -> dict[str, object]:
+def _flat_fields(record: Record, options: FileOptions) -> dict[str, object]:
     """Fields for a table: labels joined, nested metadata (scores) as ``key:sub`` columns."""
     flat: dict[str, object] = {}
     for key, value in record_fields(record, options).items():
@@ -107,7 +115,7 @@ class CsvSource(DataSource):
     suffixes: ClassVar[tuple[str, ...]] = (".csv",)
     delimiter = ","
 
-    def read(self, path: Path, options: ReadOptions) -> list[Record]:
+    def read(self, path: Path, options: FileOptions) -> list[Record]:
         lines = _read_text(path).splitlines(keepends=True)
         reader = csv.reader(lines, delimiter=self.delimiter, strict=True)
         try:
@@ -150,7 +158,7 @@ class CsvSource(DataSource):
             ) from None
         return records
 
-    def write(self, path: Path, records: list[Record], options: ReadOptions) -> None:
+    def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
         rows = [_flat_fields(record, options) for record in records]
         with path.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=_columns(rows), delimiter=self.delimiter)
@@ -170,7 +178,7 @@ class ExcelSource(DataSource):
     description = "Excel workbook: first sheet (or --sheet), header in row 1."
     suffixes: ClassVar[tuple[str, ...]] = (".xlsx",)
 
-    def read(self, path: Path, options: ReadOptions) -> list[Record]:
+    def read(self, path: Path, options: FileOptions) -> list[Record]:
         import zipfile
 
         import openpyxl
@@ -230,7 +238,7 @@ class ExcelSource(DataSource):
         finally:
             workbook.close()
 
-    def write(self, path: Path, records: list[Record], options: ReadOptions) -> None:
+    def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
         import openpyxl
 
         rows = [_flat_fields(record, options) for record in records]
@@ -243,7 +251,33 @@ class ExcelSource(DataSource):
         workbook.save(path)
 
 
+class TextLinesSource(DataSource):
+    name = "txt"
+    description = "Plain text, one name per line, no labels (blank lines are skipped)."
+    suffixes: ClassVar[tuple[str, ...]] = (".txt",)
+
+    def read(self, path: Path, options: FileOptions) -> list[Record]:
+        if options.require_labels:
+            raise DataError(
+                "plain text holds names only, no labels; give labelled data as .json, "
+                ".jsonl, .csv, .tsv or .xlsx",
+                file=path,
+            )
+        return [
+            Record(text=line.strip(), source=options.source, file=str(path), row=row)
+            for row, line in enumerate(_read_text(path).splitlines(), start=1)
+            if line.strip()
+        ]
+
+    def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
+        raise DataError(
+            "plain text holds names only: write labelled output as .jsonl, .json, .csv, "
+            ".tsv or .xlsx",
+            file=path,
+        )
+
+
 @hookimpl
 def register_data_sources(register):  # type: ignore[no-untyped-def]
-    for source in (JsonSource, JsonLinesSource, CsvSource, TsvSource, ExcelSource):
+    for source in (JsonSource, JsonLinesSource, CsvSource, TsvSource, ExcelSource, TextLinesSource):
         register(source)

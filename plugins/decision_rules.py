@@ -15,18 +15,32 @@ A fitted rule keeps what it learned in its params, so the saved tagger restores 
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tagger_core import DecisionRule, PluginError, Scores, Taxonomy, hookimpl
+from tagger_core import (
+    DecisionRule,
+    Mode,
+    PluginError,
+    RuleChoice,
+    RuleSearch,
+    Scores,
+    ScoreSpace,
+    Taxonomy,
+    best_global_threshold,
+    hookimpl,
+    make_rule,
+)
 
 log = logging.getLogger("tagger")
 
-Space = Literal["probability", "logit"]
+Space = ScoreSpace
 # Probabilities are clipped this far from 0 and 1 before taking their logit.
 _EPS = 1e-12
 # Bootstrap resamples of the validation rows that measure how sure a label's gain is.
@@ -40,10 +54,6 @@ def _default_threshold(space: Space) -> float:
 def _check_threshold(value: float, space: Space) -> None:
     if space == "probability" and not 0.0 < value < 1.0:
         raise ValueError("a probability threshold lies strictly between 0 and 1")
-
-
-def _values(scores: Scores, space: Space) -> np.ndarray:
-    return np.asarray(scores.probabilities if space == "probability" else scores.logits)
 
 
 def _to_logit(values: np.ndarray | float) -> np.ndarray:
@@ -78,21 +88,33 @@ class ThresholdParams(BaseModel):
         return self
 
 
-class ThresholdRule(DecisionRule):
+class ThresholdRule(DecisionRule[ThresholdParams]):
     name = "threshold"
     description = "Every label whose score reaches one global threshold (probability or logit)."
-    Params = ThresholdParams
+
+    @property
+    def _threshold(self) -> float:
+        assert self.params.threshold is not None  # filled in by the params validator
+        return self.params.threshold
 
     def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
-        params = self.params
-        assert isinstance(params, ThresholdParams) and params.threshold is not None
-        return np.asarray(_values(scores, params.space) >= params.threshold)
+        return np.asarray(scores.values(self.params.space) >= self._threshold)
 
     def label_thresholds(self, taxonomy: Taxonomy) -> dict[str, float]:
-        """The threshold each label is held to (for evaluation reports)."""
-        params = self.params
-        assert isinstance(params, ThresholdParams) and params.threshold is not None
-        return dict.fromkeys(taxonomy.label_ids, params.threshold)
+        return dict.fromkeys(taxonomy.label_ids, self._threshold)
+
+    @classmethod
+    def search_space(cls, search: RuleSearch) -> Sequence[RuleChoice]:
+        """Every global threshold of the grid, and the best of them fitted on the rows."""
+        if search.taxonomy.mode != "multi-label":
+            return ()
+
+        def fit(scores: Scores, truth: np.ndarray) -> dict[str, Any]:
+            threshold = best_global_threshold(scores, truth, search.objective, search.thresholds)
+            return {"threshold": threshold}
+
+        fixed = [RuleChoice(f"threshold {t:g}", {"threshold": t}) for t in search.thresholds]
+        return [*fixed, RuleChoice("best global threshold", fit=fit)]
 
 
 # -- per-label thresholds ------------------------------------------------------------------
@@ -213,9 +235,8 @@ class Utility:
         """Gain in F-beta of counts ``tuned`` (TP, FP, FN) over ``base``; each count may
         be an array (one value per bootstrap sample)."""
         if self.micro is None:
-            return fbeta_from_counts(*tuned, beta=self.beta) - fbeta_from_counts(
-                *base, beta=self.beta
-            )
+            tuned_f = fbeta_from_counts(tuned[0], tuned[1], tuned[2], self.beta)
+            return tuned_f - fbeta_from_counts(base[0], base[1], base[2], self.beta)
         a, c, scale = self.micro
         delta = a * (tuned[0] - base[0]) - c * (tuned[1] - base[1])
         return np.asarray(delta / scale if scale > 0 else delta * 0.0)
@@ -259,25 +280,66 @@ def _counts(chosen: np.ndarray, truth: np.ndarray) -> np.ndarray:
     )
 
 
-class PerLabelRule(DecisionRule):
+class PerLabelRule(DecisionRule[PerLabelParams]):
     name = "per-label"
     description = (
         "A threshold per label fitted on validation scores (robust: minimum positives, "
         "shrinkage, kept only where it beats the global threshold in cross-validation)."
     )
-    Params = PerLabelParams
-    fittable = True
+    default_for: ClassVar[tuple[Mode, ...]] = ("multi-label",)
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         # Why each label has (or lacks) its own threshold, filled by fit(); not saved.
-        self.fit_details: list[dict[str, Any]] = []
+        self._fit_report: list[dict[str, Any]] = []
+
+    @property
+    def fittable(self) -> bool:
+        return True
+
+    def fit_report(self) -> list[dict[str, Any]]:
+        return list(self._fit_report)
 
     @property
     def _p(self) -> PerLabelParams:
-        params = self.params
-        assert isinstance(params, PerLabelParams) and params.default is not None
-        return params
+        assert self.params.default is not None  # filled in by the params validator
+        return self.params
+
+    def describe(self) -> str:
+        own = len(self._p.thresholds)
+        counted = (
+            f"{own} label(s) with their own threshold"
+            if own
+            else f"every label at {self._p.default:g}"
+        )
+        return f"{self.name} ({', '.join([*self.changed_params('thresholds'), counted])})"
+
+    @classmethod
+    def search_space(cls, search: RuleSearch) -> Sequence[RuleChoice]:
+        """Thresholds fitted for each label's F1 or for micro F1, around the default
+        threshold or around the best global threshold."""
+        if search.taxonomy.mode != "multi-label":
+            return ()
+        fixed = search.fixed(cls.name)
+        out = []
+        for kind, around_best in itertools.product(("label", "micro"), (False, True)):
+
+            def fit(
+                scores: Scores, truth: np.ndarray, _kind: str = kind, _best: bool = around_best
+            ) -> dict[str, Any]:
+                params: dict[str, Any] = {"objective": _kind, **fixed}
+                if _best:
+                    params["default"] = best_global_threshold(
+                        scores, truth, search.objective, search.thresholds
+                    )
+                rule = cls(**params)
+                rule.fit(scores, truth, search.taxonomy)
+                return rule.params_dict()
+
+            goal = "each label's F1" if kind == "label" else "micro F1"
+            where = "best global threshold" if around_best else "default threshold"
+            out.append(RuleChoice(f"per-label for {goal}, around the {where}", fit=fit))
+        return out
 
     def _threshold_vector(self, taxonomy: Taxonomy) -> np.ndarray:
         p = self._p
@@ -299,7 +361,7 @@ class PerLabelRule(DecisionRule):
         return {label: float(v) for label, v in zip(taxonomy.label_ids, vector, strict=True)}
 
     def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
-        chosen = _values(scores, self._p.space) >= self._threshold_vector(taxonomy)
+        chosen = scores.values(self._p.space) >= self._threshold_vector(taxonomy)
         if self._p.exclusive:
             chosen = apply_exclusive(chosen, scores.probabilities, taxonomy)
         return np.asarray(chosen)
@@ -370,7 +432,7 @@ class PerLabelRule(DecisionRule):
     def fit(self, scores: Scores, targets: np.ndarray, taxonomy: Taxonomy) -> None:
         p = self._p
         assert p.default is not None
-        values = _values(scores, p.space)
+        values = scores.values(p.space)
         # Fit in logit terms: shrinkage and midpoints behave alike for every label.
         z_all = _to_logit(values) if p.space == "probability" else np.asarray(values, float)
         anchor = float(_to_logit(p.default)) if p.space == "probability" else p.default
@@ -394,7 +456,7 @@ class PerLabelRule(DecisionRule):
             ]
             cuts = np.array([anchor if own is None else own for own, _ in results])
         thresholds: dict[str, float] = {}
-        self.fit_details = []
+        self._fit_report = []
         for label, (own, details) in zip(taxonomy.label_ids, results, strict=True):
             if own is not None:
                 value = float(_from_logit(own)) if p.space == "probability" else own
@@ -405,7 +467,7 @@ class PerLabelRule(DecisionRule):
             if "raw" in details and p.space == "probability":
                 details["raw"] = float(_from_logit(details["raw"]))
                 details["fitted"] = float(_from_logit(details["fitted"]))
-            self.fit_details.append({"label": label, **details})
+            self._fit_report.append({"label": label, **details})
         self.params = p.model_copy(update={"thresholds": thresholds})
         log.info(
             "per-label thresholds: %d of %d labels have their own (others %.3g)",
@@ -427,14 +489,25 @@ class TopKParams(BaseModel):
     )
 
 
-class TopKRule(DecisionRule):
+class TopKRule(DecisionRule[TopKParams]):
     name = "top-k"
     description = "The k best-scoring labels, optionally only those above a minimum probability."
-    Params = TopKParams
+
+    @classmethod
+    def search_space(cls, search: RuleSearch) -> Sequence[RuleChoice]:
+        """k = 1 … max_k (fewer than the labels), each alone or with a minimum probability
+        from the threshold grid."""
+        if search.taxonomy.mode != "multi-label":
+            return ()
+        out = []
+        for k in range(1, min(search.max_k, len(search.taxonomy.labels) - 1) + 1):
+            for floor in (0.0, *search.thresholds):
+                text = f"top-{k}" + (f" ≥ {floor:g}" if floor else "")
+                out.append(RuleChoice(text, {"k": k, "min_probability": floor}))
+        return out
 
     def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
         params = self.params
-        assert isinstance(params, TopKParams)
         probabilities = scores.probabilities
         k = min(params.k, probabilities.shape[1])
         # Stable sort on the negated scores: ties go to the label listed first.
@@ -447,6 +520,12 @@ class TopKRule(DecisionRule):
 class ArgmaxRule(DecisionRule):
     name = "argmax"
     description = "Exactly one label, the best-scoring one (single-label taxonomies)."
+    default_for: ClassVar[tuple[Mode, ...]] = ("single-label",)
+
+    @classmethod
+    def search_space(cls, search: RuleSearch) -> Sequence[RuleChoice]:
+        """The one rule that gives a single-label taxonomy one label a row."""
+        return [RuleChoice("argmax")] if search.taxonomy.mode == "single-label" else ()
 
     def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
         best = np.argmax(scores.logits, axis=1)
@@ -474,18 +553,23 @@ class InnerRule(BaseModel):
         return value
 
 
-class WrapperRule(DecisionRule):
+class _WrapperParams(BaseModel):
+    inner: InnerRule
+
+
+W = TypeVar("W", bound=_WrapperParams)
+
+
+class WrapperRule(DecisionRule[W]):
     """A rule that post-processes the decisions of another rule (``inner``)."""
 
-    fittable = True
+    wraps = True
 
     def __init__(self, **params: Any) -> None:
         inner = params.get("inner")
         if isinstance(inner, str):  # `--rule-param inner=top-k` is short for {name: top-k}
             params = {**params, "inner": {"name": inner}}
         super().__init__(**params)
-        from tagger_core.tagger import make_rule
-
         spec = self._spec
         try:
             self.inner = make_rule(spec.name, spec.params)
@@ -496,9 +580,11 @@ class WrapperRule(DecisionRule):
 
     @property
     def _spec(self) -> InnerRule:
-        inner = self.params.inner  # type: ignore[attr-defined]
-        assert isinstance(inner, InnerRule)
-        return inner
+        return self.params.inner
+
+    @property
+    def fittable(self) -> bool:
+        return self.inner.fittable
 
     def _store_inner(self) -> None:
         self.params = self.params.model_copy(
@@ -510,16 +596,19 @@ class WrapperRule(DecisionRule):
             self.inner.fit(scores, targets, taxonomy)
             self._store_inner()
 
-    @property
-    def fit_details(self) -> list[dict[str, Any]]:
-        return list(getattr(self.inner, "fit_details", []))
+    def fit_report(self) -> list[dict[str, Any]]:
+        return self.inner.fit_report()
 
     def label_thresholds(self, taxonomy: Taxonomy) -> dict[str, float] | None:
-        method = getattr(self.inner, "label_thresholds", None)
-        return method(taxonomy) if method is not None else None
+        return self.inner.label_thresholds(taxonomy)
+
+    def describe(self) -> str:
+        shown = self.changed_params("inner")
+        own = f" ({', '.join(shown)})" if shown else ""
+        return f"{self.name}{own} of {self.inner.describe()}"
 
 
-class AtLeastOneParams(BaseModel):
+class AtLeastOneParams(_WrapperParams):
     model_config = ConfigDict(extra="forbid")
 
     inner: InnerRule = Field(default_factory=InnerRule, description="the wrapped rule")
@@ -531,14 +620,19 @@ class AtLeastOneParams(BaseModel):
     )
 
 
-class AtLeastOneRule(WrapperRule):
+class AtLeastOneRule(WrapperRule[AtLeastOneParams]):
     name = "at-least-one"
     description = "Wraps a rule (inner); when it chooses no label, takes the best-scoring one."
-    Params = AtLeastOneParams
+
+    @classmethod
+    def search_space(cls, search: RuleSearch) -> Sequence[RuleChoice]:
+        """Every candidate with and without it."""
+        if search.taxonomy.mode != "multi-label":
+            return [RuleChoice("", None)]
+        return [RuleChoice("", None), RuleChoice(" + at-least-one", {})]
 
     def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
         params = self.params
-        assert isinstance(params, AtLeastOneParams)
         chosen = np.array(self.inner.decide(scores, taxonomy), dtype=bool)
         probabilities = scores.probabilities
         empty = np.flatnonzero(~chosen.any(axis=1))
@@ -549,19 +643,26 @@ class AtLeastOneRule(WrapperRule):
         return chosen
 
 
-class ExclusiveParams(BaseModel):
+class ExclusiveParams(_WrapperParams):
     model_config = ConfigDict(extra="forbid")
 
     inner: InnerRule = Field(default_factory=InnerRule, description="the wrapped rule")
 
 
-class ExclusiveRule(WrapperRule):
+class ExclusiveRule(WrapperRule[ExclusiveParams]):
     name = "exclusive"
     description = (
         "Wraps a rule (inner) and applies the taxonomy's exclusive labels and groups: "
         "the higher-scoring side wins."
     )
-    Params = ExclusiveParams
+
+    @classmethod
+    def search_space(cls, search: RuleSearch) -> Sequence[RuleChoice]:
+        """Around every candidate where the taxonomy declares exclusive labels or groups."""
+        constraints = search.taxonomy.constraints
+        if constraints.exclusive or constraints.exclusive_groups:
+            return [RuleChoice(" + exclusive", {})]
+        return [RuleChoice("", None)]
 
     def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
         chosen = np.asarray(self.inner.decide(scores, taxonomy), dtype=bool)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import json
 import subprocess
 import sys
 from collections.abc import Sequence
 
 import click
 
-from tagger_core import TaggerError, hookimpl
-from tagger_core.plugins import ENTRY_POINT_GROUP
+from tagger_core import ENTRY_POINT_GROUP, TaggerError, hookimpl
 
 # Uninstalling these would remove tagger itself, not a plugin.
 PROTECTED = {"tagger"}
@@ -93,6 +93,39 @@ def plugin_entry_points() -> dict[str, str]:
     return found
 
 
+_IMPORT_CHECK = """
+import importlib.metadata, json, sys
+failed = {}
+for ep in importlib.metadata.entry_points(group=sys.argv[1]):
+    if ep.name in sys.argv[2:]:
+        try:
+            ep.load()
+        except Exception as exc:
+            failed[ep.name] = f"{type(exc).__name__}: {exc}"
+print(json.dumps(failed))
+"""
+
+
+def import_failures(names: Sequence[str]) -> dict[str, str]:
+    """Plugins among ``names`` that fail to import, each with its error, checked in a fresh
+    interpreter (an editable install is only on the path of processes started after it)."""
+    if not names:
+        return {}
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORT_CHECK, ENTRY_POINT_GROUP, *names],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        return {
+            name: done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "unknown error"
+            for name in names
+        }
+
+
 def describe(names: Sequence[str], plugins: dict[str, str]) -> str:
     return ", ".join(f"{name} ({plugins[name]})" if plugins[name] else name for name in names)
 
@@ -153,10 +186,20 @@ def register_commands(cli):  # type: ignore[no-untyped-def]
         )
         after = plugin_entry_points()
         added = sorted(set(after) - set(before))
-        if added:
-            click.echo(f"New plugins: {describe(added, after)}. See them with: tagger plugins")
-        else:
+        broken = import_failures(added)
+        working = [name for name in added if name not in broken]
+        if working:
+            click.echo(f"New plugins: {describe(working, after)}. See them with: tagger plugins")
+        elif not broken:
             click.echo("No new plugins. See what is installed with: tagger plugins")
+        if broken:
+            name = sorted(broken)[0]
+            distribution = after[name].split(" ")[0] or name
+            raise TaggerError(
+                f"plugin '{name}' ({after[name] or 'no distribution'}) was installed but fails "
+                f"to import: {broken[name]}; fix it, or remove it with: tagger uninstall "
+                f"{distribution}"
+            )
 
     @cli.command()
     @click.argument("packages", nargs=-1, required=True)

@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from tagger_core.progress import progress
-from tagger_core.schemas import Taxonomy
+from tagger_core import Taxonomy, progress, ticking
 
 log = logging.getLogger("tagger")
 
@@ -55,9 +54,8 @@ def fit_logistic_heads(
         if len(present) == 1:
             intercept[present[0]] = 0.0
             return coef, intercept
-        with progress(total=1, desc=f"{desc}: fitting the softmax head") as bar:
+        with ticking(f"{desc}: fitting the softmax head"):
             clf = model().fit(features, classes)
-            bar.update(1)
         if len(present) == 2:  # binary LR keeps one weight vector: split it ±½
             coef[present[1]], coef[present[0]] = clf.coef_[0] / 2, -clf.coef_[0] / 2
             intercept[present[1]] = clf.intercept_[0] / 2

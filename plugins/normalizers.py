@@ -3,7 +3,7 @@ case folding.
 
 Choose them at training (`tagger train --normalize nfkc --normalize t2s`); the tagger
 saves them and applies them, in the same order, to every text it predicts. The rules are
-the ones `tagger validate` uses to find duplicate names (`tagger_core.data.normalize`).
+the ones `tagger validate` uses to find duplicate names (`tagger_core.match_key`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tagger_core import Normalizer, hookimpl
-from tagger_core.data.normalize import tidy_whitespace, to_half_width, to_simplified
+from tagger_core import Normalizer, hookimpl, tidy_whitespace, to_half_width, to_simplified
 
 
 class NfkcNormalizer(Normalizer):
@@ -35,15 +34,12 @@ class WhitespaceParams(BaseModel):
     )
 
 
-class WhitespaceNormalizer(Normalizer):
+class WhitespaceNormalizer(Normalizer[WhitespaceParams]):
     name = "whitespace"
     description = "Collapse runs of whitespace to one space, strip the ends, drop spaces between Chinese characters."
-    Params = WhitespaceParams
 
     def normalize(self, text: str) -> str:
-        params = self.params
-        assert isinstance(params, WhitespaceParams)
-        return tidy_whitespace(text, between_cjk=params.between_cjk)
+        return tidy_whitespace(text, between_cjk=self.params.between_cjk)
 
 
 class SimplifiedParams(BaseModel):
@@ -56,15 +52,12 @@ class SimplifiedParams(BaseModel):
     )
 
 
-class SimplifiedNormalizer(Normalizer):
+class SimplifiedNormalizer(Normalizer[SimplifiedParams]):
     name = "t2s"
     description = "Traditional → Simplified Chinese with OpenCC (香港海洋公園 → 香港海洋公园)."
-    Params = SimplifiedParams
 
     def normalize(self, text: str) -> str:
-        params = self.params
-        assert isinstance(params, SimplifiedParams)
-        return to_simplified(text, params.config)
+        return to_simplified(text, self.params.config)
 
 
 class CasefoldNormalizer(Normalizer):

@@ -8,8 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tagger_core import hookimpl
-from tagger_core.taxonomy import TAXONOMY_SUFFIXES
+from tagger_core import TAXONOMY_SUFFIXES, hookimpl
 
 TAXONOMY_PATH_ENV = "TAGGER_TAXONOMY_PATH"
 

@@ -44,10 +44,10 @@ class TfidfParams(BaseModel):
         return self
 
 
-class TfidfEncoder(Encoder):
+class TfidfEncoder(Encoder[TfidfParams]):
     name = "tfidf"
     description = "Character n-gram TF-IDF + one logistic regression per label (no download)."
-    Params = TfidfParams
+    default = True  # embedded: needs no download, trains in seconds
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -59,7 +59,6 @@ class TfidfEncoder(Encoder):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         p = self.params
-        assert isinstance(p, TfidfParams)
         return TfidfVectorizer(
             analyzer=p.analyzer,
             ngram_range=(p.ngram_min, p.ngram_max),
@@ -81,7 +80,6 @@ class TfidfEncoder(Encoder):
         seed: int = 0,
     ) -> None:
         p = self.params
-        assert isinstance(p, TfidfParams)
         self.vectorizer = self._vectorizer()
         features = self.vectorizer.fit_transform(texts)
         coef, intercept = fit_logistic_heads(

@@ -1,20 +1,26 @@
-"""Base classes for what plugins provide: data sources, encoders and decision rules.
+"""Base classes for what plugins provide: data sources, encoders, decision rules and
+normalizers.
 
 Each component has a ``name`` (what users type), a one-line ``description`` and a pydantic
-``Params`` model, so that parameters from the CLI or a manifest are validated the same way.
+params model, so that parameters from the CLI or a manifest are validated the same way.
+The params model is the class's type argument (``class MyRule(DecisionRule[MyParams])``),
+which also types ``self.params``. Abstract methods are enforced: a subclass that misses
+one cannot be instantiated.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tagger_core.errors import PluginError, validation_problem
-from tagger_core.schemas import Record, Taxonomy
+from tagger_core.schemas import Mode, Record, Taxonomy
 from tagger_core.scores import Scores
 
 
@@ -22,26 +28,77 @@ class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Component:
+P = TypeVar("P", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One ``-p KEY=VALUE`` a component takes, for `tagger plugins --options`."""
+
+    name: str
+    type: str
+    default: Any
+    help: str
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
+    return text or str(annotation).replace("typing.", "")
+
+
+class Component(ABC, Generic[P]):
     name: ClassVar[str]
     kind: ClassVar[str] = "component"
     description: ClassVar[str] = ""
     Params: ClassVar[type[BaseModel]] = NoParams
+    params: P
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Params" in cls.__dict__:
+            return
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            for arg in get_args(base):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    cls.Params = arg
+                    return
 
     def __init__(self, **params: Any) -> None:
         try:
-            self.params = self.Params(**params)
+            self.params = cast(P, self.Params(**params))
         except ValidationError as exc:
-            field, message = validation_problem(exc)
-            where = f"parameter '{field}': " if field else ""
+            field_name, message = validation_problem(exc)
+            where = f"parameter '{field_name}': " if field_name else ""
             raise PluginError(f"{self.kind} '{self.name}': {where}{message}") from None
 
     def params_dict(self) -> dict[str, Any]:
         return self.params.model_dump(mode="json")
 
+    @classmethod
+    def options(cls) -> list[ParamInfo]:
+        """Every parameter with its type, default and help, read from the params model."""
+        defaults = cls.Params().model_dump(mode="json") if _constructible(cls.Params) else {}
+        return [
+            ParamInfo(
+                name=name,
+                type=_type_name(info.annotation),
+                default=defaults.get(name, info.get_default(call_default_factory=True)),
+                help=info.description or "",
+            )
+            for name, info in cls.Params.model_fields.items()
+        ]
 
-class ReadOptions(BaseModel):
-    """How to find texts and labels in a tabular or JSON file."""
+
+def _constructible(model: type[BaseModel]) -> bool:
+    try:
+        model()
+    except ValidationError:
+        return False
+    return True
+
+
+class FileOptions(BaseModel):
+    """Where texts and labels are in a tabular or JSON file, for reading and writing."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -53,25 +110,29 @@ class ReadOptions(BaseModel):
     sheet: str | None = None
 
 
-class DataSource(Component):
+class DataSource(Component[P]):
     """Reads records from and writes records to one file format."""
 
-    kind: ClassVar[str] = "format"
+    kind: ClassVar[str] = "data source"
     suffixes: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
-    def read(self, path: Path, options: ReadOptions) -> list[Record]:
+    def read(self, path: Path, options: FileOptions) -> list[Record]:
         """All records of ``path``; raise :class:`DataError` naming the row and field."""
 
     @abstractmethod
-    def write(self, path: Path, records: list[Record], options: ReadOptions) -> None:
+    def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
         """Write text, labels and metadata (e.g. scores) of ``records`` to ``path``."""
 
 
-class Encoder(Component, ABC):
+class Encoder(Component[P]):
     """A trainable map from texts to an n × L matrix of logits. Knows no thresholds."""
 
     kind: ClassVar[str] = "encoder"
+    # The encoder `tagger train` uses when none is named (exactly one plugin may claim it).
+    default: ClassVar[bool] = False
+    # The parameter that names a pretrained model (folder or hub id), which --model sets.
+    model_param: ClassVar[str | None] = None
 
     @abstractmethod
     def fit(
@@ -97,15 +158,57 @@ class Encoder(Component, ABC):
     def load(self, directory: Path, taxonomy: Taxonomy) -> None:
         """Restore the state written by :meth:`save`."""
 
+    def is_primary(self) -> bool:
+        """False in the helper processes of a distributed run (e.g. torchrun): every
+        process trains, only the primary one prints, saves and reports."""
+        return True
 
-class DecisionRule(Component, ABC):
+
+@dataclass(frozen=True)
+class RuleSearch:
+    """What `tagger optimize` (and the tuner) asks each rule for its candidates."""
+
+    taxonomy: Taxonomy
+    objective: str
+    thresholds: tuple[float, ...]  # the global probability thresholds to try
+    max_k: int = 5
+    # Fixed parameters the user gave for one rule's candidates: rule name → params.
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def fixed(self, rule: str) -> dict[str, Any]:
+        return dict(self.params.get(rule, {}))
+
+
+FitParams = Callable[[Scores, np.ndarray], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RuleChoice:
+    """One candidate a rule offers: its parameters, or how to fit them on validation
+    scores (``fit`` returns the params; a fittable rule without ``fit`` uses its own
+    :meth:`DecisionRule.fit`). For a wrapper rule, ``params=None`` means "not applied"."""
+
+    description: str
+    params: dict[str, Any] | None = field(default_factory=dict)
+    fit: FitParams | None = None
+
+
+class DecisionRule(Component[P]):
     """Turns scores into label sets; may be fitted on validation scores. Knows no text.
 
     A fitted rule keeps what it learned in its params, so the manifest restores it.
     """
 
     kind: ClassVar[str] = "decision rule"
-    fittable: ClassVar[bool] = False
+    # Taxonomy modes for which this rule is the default (one rule per mode).
+    default_for: ClassVar[tuple[Mode, ...]] = ()
+    # A wrapper post-processes the decisions of another rule, given as param ``inner``.
+    wraps: ClassVar[bool] = False
+
+    @property
+    def fittable(self) -> bool:
+        """Whether :meth:`fit` learns anything from validation scores."""
+        return False
 
     def fit(self, scores: Scores, targets: np.ndarray, taxonomy: Taxonomy) -> None:
         """Learn from validation scores; the default rule has nothing to learn."""
@@ -115,8 +218,35 @@ class DecisionRule(Component, ABC):
     def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
         """A boolean n × L matrix of chosen labels."""
 
+    def label_thresholds(self, taxonomy: Taxonomy) -> dict[str, float] | None:
+        """The threshold each label is held to, for rules that have one (reports)."""
+        return None
 
-class Normalizer(Component):
+    def fit_report(self) -> list[dict[str, Any]]:
+        """Per label, what the last :meth:`fit` chose and why (empty: nothing to say)."""
+        return []
+
+    def describe(self) -> str:
+        """One line for reports: the name and the parameters that differ from defaults."""
+        shown = self.changed_params()
+        return self.name + (f" ({', '.join(shown)})" if shown else "")
+
+    def changed_params(self, *skip: str) -> list[str]:
+        """'key value' for each parameter that differs from its default."""
+        defaults = self.Params().model_dump(mode="json") if _constructible(self.Params) else {}
+        return [
+            f"{key} {value}"
+            for key, value in self.params_dict().items()
+            if key not in skip and defaults.get(key, object()) != value
+        ]
+
+    @classmethod
+    def search_space(cls, search: RuleSearch) -> Sequence[RuleChoice]:
+        """The candidates `tagger optimize` tries for this rule (none by default)."""
+        return ()
+
+
+class Normalizer(Component[P]):
     """A text clean-up chosen at training, saved in the tagger and applied identically at
     prediction, so that the encoder sees the same kind of text both times."""
 

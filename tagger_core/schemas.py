@@ -128,14 +128,3 @@ class ComponentSpec(BaseModel):
 
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
-
-
-class TrainingConfig(BaseModel):
-    """Everything `tagger train` needs besides the data itself."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    taxonomy: str
-    encoder: ComponentSpec = Field(default_factory=lambda: ComponentSpec(name="tfidf"))
-    rule: ComponentSpec | None = None
-    seed: int = 0

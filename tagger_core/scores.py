@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from tagger_core.schemas import Mode
+
+# Where thresholds apply: probabilities (sigmoid or softmax) or raw logits.
+ScoreSpace = Literal["probability", "logit"]
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -47,3 +51,7 @@ class Scores:
 
     def subset(self, rows: np.ndarray | list[int]) -> Scores:
         return Scores(self.logits[rows], self.mode)
+
+    def values(self, space: ScoreSpace) -> np.ndarray:
+        """The matrix that thresholds in ``space`` compare against."""
+        return np.asarray(self.probabilities if space == "probability" else self.logits)

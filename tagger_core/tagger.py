@@ -21,13 +21,20 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
-from tagger_core import plugins
 from tagger_core.components import DecisionRule, Encoder, Normalizer
 from tagger_core.errors import DataError, ModelError, TaggerError, validation_problem
 from tagger_core.evaluation.metrics import Evaluation, evaluate_matrices
+from tagger_core.registry import (
+    default_encoder_name,
+    default_rule_name,
+    make_encoder,
+    make_normalizer,
+    make_rule,
+    resolve_taxonomy,
+)
 from tagger_core.schemas import ComponentSpec, DataFile, Prediction, Record, Taxonomy
 from tagger_core.scores import Scores
-from tagger_core.taxonomy import label_matrix, labels_of, resolve_taxonomy
+from tagger_core.taxonomy import label_matrix, labels_of
 
 log = logging.getLogger("tagger")
 
@@ -67,27 +74,11 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def default_rule_name(taxonomy: Taxonomy) -> str:
-    """argmax for single-label; per-label thresholds (fitted on --valid) for multi-label."""
-    return "argmax" if taxonomy.mode == "single-label" else "per-label"
+NormalizerSpec = str | tuple[str, dict[str, Any]] | Normalizer[Any]
+RuleSpec = DecisionRule[Any] | str | None
 
 
-def make_encoder(name: str, params: dict[str, Any] | None = None) -> Encoder:
-    return plugins.encoders().get(name)(**(params or {}))
-
-
-def make_rule(name: str, params: dict[str, Any] | None = None) -> DecisionRule:
-    return plugins.decision_rules().get(name)(**(params or {}))
-
-
-def make_normalizer(name: str, params: dict[str, Any] | None = None) -> Normalizer:
-    return plugins.normalizers().get(name)(**(params or {}))
-
-
-NormalizerSpec = str | tuple[str, dict[str, Any]] | Normalizer
-
-
-def _normalizer(spec: NormalizerSpec) -> Normalizer:
+def _normalizer(spec: NormalizerSpec) -> Normalizer[Any]:
     if isinstance(spec, Normalizer):
         return spec
     if isinstance(spec, str):
@@ -99,9 +90,9 @@ class Tagger:
     def __init__(
         self,
         taxonomy: Taxonomy,
-        encoder: Encoder,
-        rule: DecisionRule,
-        normalizers: Sequence[Normalizer] = (),
+        encoder: Encoder[Any],
+        rule: DecisionRule[Any],
+        normalizers: Sequence[Normalizer[Any]] = (),
     ) -> None:
         self.taxonomy = taxonomy
         self.encoder = encoder
@@ -113,13 +104,14 @@ class Tagger:
     def create(
         cls,
         taxonomy: str | Path | Taxonomy,
-        encoder: str = "tfidf",
+        encoder: str | None = None,
         encoder_params: dict[str, Any] | None = None,
         rule: str | None = None,
         rule_params: dict[str, Any] | None = None,
         normalizers: Sequence[NormalizerSpec] = (),
     ) -> Tagger:
-        """An untrained tagger from plugin names; the rule defaults by taxonomy mode.
+        """An untrained tagger from plugin names; the encoder and rule default to those that
+        declare themselves the default (the rule by taxonomy mode).
 
         ``normalizers`` are names, ``(name, params)`` pairs or instances, applied in order.
         """
@@ -127,8 +119,8 @@ class Tagger:
             taxonomy = resolve_taxonomy(taxonomy)
         return cls(
             taxonomy,
-            make_encoder(encoder, encoder_params),
-            make_rule(rule or default_rule_name(taxonomy), rule_params),
+            make_encoder(encoder or default_encoder_name(), encoder_params),
+            make_rule(rule or default_rule_name(taxonomy.mode), rule_params),
             [_normalizer(spec) for spec in normalizers],
         )
 
@@ -163,31 +155,27 @@ class Tagger:
         self._warn_unseen_labels(targets)
         texts = self.normalize([r.text for r in train])
         self.encoder.fit(texts, targets, self.taxonomy, valid=valid_pair, seed=seed)
-        metrics = None
-        if valid_pair is not None:
-            scores = self._scores(valid_pair[0])
-            if self.rule.fittable:  # e.g. per-label thresholds, fitted on validation scores
-                self.rule.fit(scores, valid_pair[1], self.taxonomy)
-            evaluation = evaluate_matrices(
-                valid_pair[1],
-                self.decide(scores),
-                self.taxonomy,
-                scores=scores.probabilities,
-                thresholds=self.label_thresholds(),
-            )
-            # The confusion view is (L+1)² numbers: `tagger evaluate` gives it, not the manifest.
-            metrics = evaluation.model_dump(mode="json", exclude={"confusion"})
-        elif self.rule.fittable:
-            log.info("no validation data: rule '%s' is not fitted", self.rule.name)
         self.training = TrainingInfo(
             seed=seed,
             train=list(train_files),
             valid=list(valid_files),
             train_rows=len(train),
             valid_rows=len(valid or ()),
-            validation_metrics=metrics,
         )
+        if valid_pair is not None:
+            scores = self._scores(valid_pair[0])
+            if self.rule.fittable:  # e.g. per-label thresholds, fitted on validation scores
+                self.rule.fit(scores, valid_pair[1], self.taxonomy)
+            self.record_validation(scores, valid_pair[1])
+        elif self.rule.fittable:
+            log.info("no validation data: rule '%s' is not fitted", self.rule.name)
         return self
+
+    def record_validation(self, scores: Scores, truth: np.ndarray) -> None:
+        """Measure the current rule on validation scores, for the manifest."""
+        evaluation = self.evaluate_scores(scores, truth)
+        # The confusion view is (L+1)² numbers: `tagger evaluate` gives it, not the manifest.
+        self.training.validation_metrics = evaluation.model_dump(mode="json", exclude={"confusion"})
 
     def _warn_unseen_labels(self, targets: np.ndarray) -> None:
         counts = targets.sum(axis=0)
@@ -219,18 +207,16 @@ class Tagger:
             )
         return Scores(logits, self.taxonomy.mode)
 
-    def rule_for(self, rule: DecisionRule | str | None = None) -> DecisionRule:
+    def rule_for(self, rule: RuleSpec = None) -> DecisionRule[Any]:
         """The saved rule, or a per-call override given as an instance or a plugin name."""
         if rule is None:
             return self.rule
         return make_rule(rule) if isinstance(rule, str) else rule
 
-    def decide(self, scores: Scores, rule: DecisionRule | str | None = None) -> np.ndarray:
+    def decide(self, scores: Scores, rule: RuleSpec = None) -> np.ndarray:
         return np.asarray(self.rule_for(rule).decide(scores, self.taxonomy), dtype=bool)
 
-    def predict(
-        self, texts: Sequence[str], rule: DecisionRule | str | None = None
-    ) -> list[Prediction]:
+    def predict(self, texts: Sequence[str], rule: RuleSpec = None) -> list[Prediction]:
         """Labels and per-label probabilities for each text, in input order."""
         if not texts:
             return []
@@ -253,23 +239,22 @@ class Tagger:
         truth = label_matrix(records, self.taxonomy)
         return self.scores([r.text for r in records]), truth
 
-    def label_thresholds(self, rule: DecisionRule | str | None = None) -> dict[str, float] | None:
-        """The threshold each label is held to, for rules that have one (else None)."""
-        method = getattr(self.rule_for(rule), "label_thresholds", None)
-        return method(self.taxonomy) if callable(method) else None
-
-    def evaluate(
-        self, records: Sequence[Record], rule: DecisionRule | str | None = None
+    def evaluate_scores(
+        self, scores: Scores, truth: np.ndarray, rule: RuleSpec = None
     ) -> Evaluation:
-        rule = self.rule_for(rule)
-        scores, truth = self.score_records(records)
+        """Every figure of the rule's decisions on scored, labelled rows."""
+        active = self.rule_for(rule)
         return evaluate_matrices(
             truth,
-            self.decide(scores, rule),
+            self.decide(scores, active),
             self.taxonomy,
             scores=scores.probabilities,
-            thresholds=self.label_thresholds(rule),
+            thresholds=active.label_thresholds(self.taxonomy),
         )
+
+    def evaluate(self, records: Sequence[Record], rule: RuleSpec = None) -> Evaluation:
+        scores, truth = self.score_records(records)
+        return self.evaluate_scores(scores, truth, rule)
 
     # -- persistence ----------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from tagger_core.errors import DataError, TaxonomyError, closest, unknown, validation_problem
+from tagger_core.errors import DataError, TaxonomyError, closest, validation_problem
 from tagger_core.schemas import Label, Mode, Record, Taxonomy
 
 TAXONOMY_SUFFIXES = (".yaml", ".yml", ".json")
@@ -57,31 +57,21 @@ def load_taxonomy_file(path: Path) -> Taxonomy:
         raise TaxonomyError(message, file=path, field=field) from None
 
 
-def resolve_taxonomy(name_or_path: str | Path) -> Taxonomy:
-    """A registered taxonomy by name, or one loaded from a file path."""
-    from tagger_core import plugins
+class LabelEncoder:
+    """Label names (ids or aliases) → column indices of one taxonomy's label matrix."""
 
-    registered = plugins.taxonomies()
-    key = str(name_or_path)
-    if key in registered.items:
-        return registered.get(key)
-    path = Path(key)
-    if path.suffix.lower() in TAXONOMY_SUFFIXES or path.exists():
-        if not path.is_file():
-            raise TaxonomyError("taxonomy file does not exist", file=path)
-        return load_taxonomy_file(path)
-    raise TaxonomyError(unknown("taxonomy", key, registered.names()) + " — or give a file path")
+    def __init__(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
+        self.index = {label.id: i for i, label in enumerate(taxonomy.labels)}
+        self.lookup = {alias: label.id for label in taxonomy.labels for alias in label.aliases}
+        self.lookup.update({label_id: label_id for label_id in self.index})
 
-
-def label_matrix(records: Sequence[Record], taxonomy: Taxonomy, field: str = "label") -> np.ndarray:
-    """The n × L 0/1 matrix of ``records``; an unknown label stops with file, row and field."""
-    index = {label.id: i for i, label in enumerate(taxonomy.labels)}
-    lookup = {alias: label.id for label in taxonomy.labels for alias in label.aliases}
-    lookup.update({label_id: label_id for label_id in index})
-    matrix = np.zeros((len(records), len(index)), dtype=np.float32)
-    for i, record in enumerate(records):
+    def columns(self, record: Record, field: str = "label") -> list[int]:
+        """The columns of ``record``'s labels; a bad record stops with file, row and field."""
+        taxonomy = self.taxonomy
+        columns = []
         for name in record.labels:
-            label_id = lookup.get(name)
+            label_id = self.lookup.get(name)
             if label_id is None:
                 hint = closest(name, taxonomy.label_ids)
                 suggestion = f"; did you mean '{hint}'?" if hint else ""
@@ -91,15 +81,24 @@ def label_matrix(records: Sequence[Record], taxonomy: Taxonomy, field: str = "la
                     row=record.row,
                     field=field,
                 )
-            matrix[i, index[label_id]] = 1.0
-        if taxonomy.mode == "single-label" and matrix[i].sum() != 1:
+            columns.append(self.index[label_id])
+        if taxonomy.mode == "single-label" and len(set(columns)) != 1:
             raise DataError(
                 f"taxonomy '{taxonomy.name}' is single-label but the record has "
-                f"{int(matrix[i].sum())} labels",
+                f"{len(set(columns))} labels",
                 file=record.file,
                 row=record.row,
                 field=field,
             )
+        return columns
+
+
+def label_matrix(records: Sequence[Record], taxonomy: Taxonomy, field: str = "label") -> np.ndarray:
+    """The n × L 0/1 matrix of ``records``; an unknown label stops with file, row and field."""
+    encoder = LabelEncoder(taxonomy)
+    matrix = np.zeros((len(records), len(taxonomy.labels)), dtype=np.float32)
+    for i, record in enumerate(records):
+        matrix[i, encoder.columns(record, field)] = 1.0
     return matrix
 
 

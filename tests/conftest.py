@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tagger_core import plugins
+from tagger_core import registry
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "attractions"
@@ -69,7 +69,7 @@ def runner() -> CliRunner:
 @pytest.fixture
 def register_plugin():
     """Register ad-hoc plugin objects for one test; they are removed afterwards."""
-    manager = plugins.load_plugins()
+    manager = registry.load_plugins()
     names: list[str] = []
 
     def register(plugin: object, name: str) -> None:

@@ -12,9 +12,9 @@ import bert_fixtures as bf
 import numpy as np
 import pytest
 
+from tagger_core import Tagger, make_encoder
 from tagger_core.errors import ModelError, PluginError
 from tagger_core.scores import Scores
-from tagger_core.tagger import Tagger, make_encoder
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -59,9 +59,9 @@ TEXTS = ["东湖宾馆", "汉口老面馆", "光谷大公园", "江汉纪念馆"
 
 
 def test_registered_with_documented_defaults() -> None:
-    from tagger_core import plugins
+    from tagger_core import registry
 
-    encoders = plugins.encoders()
+    encoders = registry.encoders()
     assert {"bert", "bert-frozen"} <= set(encoders.names())
     bert = make_encoder("bert")
     assert bert.params_dict()["model"] == "bert-base-chinese"

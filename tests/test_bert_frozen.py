@@ -11,8 +11,8 @@ import bert_fixtures as bf
 import numpy as np
 import pytest
 
+from tagger_core import Tagger, make_encoder
 from tagger_core.errors import ModelError
-from tagger_core.tagger import Tagger, make_encoder
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")

@@ -210,8 +210,8 @@ BAD_TRAINING_FILES = {
         "{f}, row 3, field 'text': empty text",
     ),
     "unknown format": (
-        lambda p: _write(p, "d.txt", "西湖"),
-        "{f}: unknown file suffix '.txt' (known: .csv, .json, .jsonl, .ndjson, .tab, .tsv, .xlsx); choose one with --format",
+        lambda p: _write(p, "d.xml", "西湖"),
+        "{f}: unknown file suffix '.xml' (known: .csv, .json, .jsonl, .ndjson, .tab, .tsv, .txt, .xlsx); choose one with --format",
     ),
 }
 
@@ -237,7 +237,7 @@ def test_bad_training_file(runner: CliRunner, tmp_path: Path, case: str) -> None
         ),
         ("--encoder", "bret", "unknown encoder 'bret'"),
         ("--rule", "treshold", "unknown decision rule 'treshold'"),
-        ("--format", "parquet", "unknown format 'parquet'"),
+        ("--format", "parquet", "unknown data source 'parquet'"),
     ],
 )
 def test_unknown_component_names(

@@ -1,4 +1,4 @@
-"""`tagger compare` and tagger_core.evaluation.compare: the train-source × eval-source matrix and the
+"""`tagger compare` and tagger_core.workflows.compare: the train-source × eval-source matrix and the
 agreement of sources on shared names."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from conftest import EXAMPLES, one_line_error, write_json
 
 from tagger_core import Record, Tagger, resolve_taxonomy
 from tagger_core.cli import cli
-from tagger_core.evaluation.compare import agreement, cohen_kappa, compare_sources
+from tagger_core.workflows.compare import agreement, cohen_kappa, compare_sources
 
 ATTRACTIONS = resolve_taxonomy("attractions")
 # Names with telling characters, so that even a tiny TF-IDF tagger learns them.

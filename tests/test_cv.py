@@ -1,4 +1,4 @@
-"""`tagger cv` and tagger_core.evaluation.crossval: stratified folds, mean ± std, per-fold JSON."""
+"""`tagger cv` and tagger_core.workflows.crossval: stratified folds, mean ± std, per-fold JSON."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from conftest import EXAMPLES, one_line_error, write_json
 from tagger_core import Record, Tagger, TaggerError, resolve_taxonomy
 from tagger_core.cli import cli
 from tagger_core.data.normalize import match_key
-from tagger_core.evaluation.crossval import Fold, cross_validate, fold_of_records, summarise
+from tagger_core.workflows.crossval import Fold, cross_validate, fold_of_records, summarise
 
 ATTRACTIONS = resolve_taxonomy("attractions")
 LABELS = ATTRACTIONS.label_ids

@@ -8,7 +8,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from tagger_core import DataError, PluginError, ReadOptions, Record, read_records, write_records
+from tagger_core import DataError, FileOptions, PluginError, Record, read_records, write_records
 
 RECORDS = [
     Record(text="香港海洋公园", labels=("Playgrounds", "Zoos & Animal Parks"), id="hk-1"),
@@ -31,7 +31,7 @@ def test_round_trip_keeps_text_labels_and_ids(tmp_path: Path, suffix: str) -> No
 
 @pytest.mark.parametrize("suffix", FORMATS)
 def test_round_trip_with_custom_fields_and_separator(tmp_path: Path, suffix: str) -> None:
-    options = ReadOptions(text_field="name", label_field="tags", label_sep=";")
+    options = FileOptions(text_field="name", label_field="tags", label_sep=";")
     path = tmp_path / f"data{suffix}"
     write_records(path, RECORDS, options=options)
     back = read_records(path, options=options)
@@ -57,7 +57,7 @@ def test_json_reference_format_and_metadata(tmp_path: Path) -> None:
         ),
         encoding="utf-8",
     )
-    [record] = read_records(path, options=ReadOptions(source="klook"))
+    [record] = read_records(path, options=FileOptions(source="klook"))
     assert record.labels == ("Natural Landscape",)
     assert record.metadata == {"city": "杭州"}
     assert record.source == "klook"
@@ -79,7 +79,7 @@ def test_csv_with_byte_order_mark(tmp_path: Path) -> None:
 def test_unlabelled_input_allowed_when_labels_not_required(tmp_path: Path) -> None:
     path = tmp_path / "names.csv"
     path.write_text("text\n西湖\n", encoding="utf-8")
-    assert read_records(path, options=ReadOptions(require_labels=False))[0].labels == ()
+    assert read_records(path, options=FileOptions(require_labels=False))[0].labels == ()
 
 
 def test_format_overrides_suffix(tmp_path: Path) -> None:
@@ -198,9 +198,9 @@ def test_excel_numbers_become_text_and_sheet_choice(tmp_path: Path) -> None:
     sheet.append(["text", "label"])
     sheet.append([798, "Museums & Galleries"])
     workbook.save(path)
-    [record] = read_records(path, options=ReadOptions(sheet="names"))
+    [record] = read_records(path, options=FileOptions(sheet="names"))
     assert record.text == "798"
-    assert "no sheet 'nope'" in _error(path, options=ReadOptions(sheet="nope"))
+    assert "no sheet 'nope'" in _error(path, options=FileOptions(sheet="nope"))
 
 
 def test_corrupt_excel_file(tmp_path: Path) -> None:
@@ -224,5 +224,5 @@ def test_unknown_suffix_and_format(tmp_path: Path) -> None:
     path.write_text("x", encoding="utf-8")
     with pytest.raises(PluginError, match=r"unknown file suffix '\.parquet'.*--format"):
         read_records(path)
-    with pytest.raises(PluginError, match=r"unknown format 'jsn'.*did you mean 'json'"):
+    with pytest.raises(PluginError, match=r"unknown data source 'jsn'.*did you mean 'json'"):
         read_records(path, format="jsn")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tagger_core import PluginError, Scores, Taxonomy
-from tagger_core.tagger import make_rule
+from tagger_core import PluginError, Scores, Taxonomy, make_rule
 
 TAXONOMY = Taxonomy.model_validate({"name": "t", "labels": [{"id": "A"}, {"id": "B"}, {"id": "C"}]})
 # sigmoid(0) = 0.5, sigmoid(2) ≈ 0.88, sigmoid(-1) ≈ 0.27, sigmoid(-3) ≈ 0.05
@@ -107,7 +106,7 @@ def test_per_label_min_positives_and_shrinkage_toward_the_default() -> None:
     targets = [[1, 1, 0], [1, 1, 0], [0, 0, 0], [0, 0, 0]]
     rule = fit_rule("per-label", logits, targets, space="logit", min_positives=3, folds=0)
     assert rule.params.thresholds == {}
-    assert "2 positive(s) < min_positives 3" in rule.fit_details[0]["reason"]
+    assert "2 positive(s) < min_positives 3" in rule.fit_report()[0]["reason"]
     # shrinkage 2 with 2 positives: weight 2 / (2 + 2) = ½ of the way from 0 to 0.7
     rule = fit_rule("per-label", logits, targets, space="logit", min_positives=1,
                     shrinkage=2, folds=0)  # fmt: skip
@@ -130,7 +129,7 @@ def test_per_label_keeps_a_threshold_only_where_it_beats_the_default_out_of_samp
     rule = fit_rule("per-label", logits, targets, space="logit")
     assert set(rule.params.thresholds) == {"A"}
     assert rule.params.thresholds["A"] == pytest.approx(2.0, abs=0.3)
-    details = {d["label"]: d for d in rule.fit_details}
+    details = {d["label"]: d for d in rule.fit_report()}
     assert details["A"]["cv_gain"] > 0.1 and details["A"]["confidence"] >= 0.8
     assert details["B"]["reason"].startswith("no sure out-of-sample gain")
     assert details["C"]["reason"] == "3 positive(s) < min_positives 5"
@@ -208,7 +207,7 @@ def test_wrapper_fits_its_inner_rule_and_keeps_what_it_learned() -> None:
     thresholds = rule.params_dict()["inner"]["params"]["thresholds"]
     assert set(thresholds) == {"A", "B"}
     assert rule.label_thresholds(TAXONOMY)["A"] == thresholds["A"]
-    assert [d["label"] for d in rule.fit_details] == ["A", "B", "C"]
+    assert [d["label"] for d in rule.fit_report()] == ["A", "B", "C"]
 
 
 def test_exclusive_label_stands_alone_and_the_higher_scoring_side_wins() -> None:
@@ -238,9 +237,9 @@ def test_exclusive_label_stands_alone_and_the_higher_scoring_side_wins() -> None
 
 
 def test_every_built_in_rule_is_registered_with_a_description() -> None:
-    from tagger_core import plugins
+    from tagger_core import registry
 
-    rules = plugins.decision_rules()
+    rules = registry.decision_rules()
     expected = {"threshold", "per-label", "top-k", "at-least-one", "exclusive", "argmax"}
     assert expected <= set(rules.names())
     assert all(rules.get(name).description for name in expected)

@@ -17,7 +17,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from tagger_core import Tagger, hookspecs, plugins
+from tagger_core import Tagger, hookspecs, registry
 
 REPO = Path(__file__).resolve().parent.parent
 HOOKS_DOC = REPO / "docs" / "plugins" / "hooks.md"
@@ -133,7 +133,7 @@ def example(request: pytest.FixtureRequest, hotels_source: None):
     """Register the example of one hook as a plugin for one test."""
     hook = request.param
     module = example_plugin(hook)
-    manager = plugins.load_plugins()
+    manager = registry.load_plugins()
     name = f"hooks-md-{hook}"
     manager.register(module, name=name)
     try:
@@ -151,8 +151,8 @@ def test_hook_example_registers_something(example) -> None:
         assert group.commands, "the register_commands example added no command"
         return
     kind = hook.removeprefix("register_")
-    collection = getattr(plugins, kind, None)
-    if collection is None:  # a hook without a registry in tagger_core.plugins: call it
+    collection = getattr(registry, kind, None)
+    if collection is None:  # a hook without a collection in the registry: call it
         registered: list[object] = []
         getattr(module, hook)(register=registered.append)
         assert registered, f"the {hook} example registered nothing"
@@ -164,7 +164,7 @@ def test_hook_example_registers_something(example) -> None:
 
 def test_examples_work_end_to_end(hotels_source: None, tmp_path: Path) -> None:
     """The example components do what hooks.md says, used together in one tagger."""
-    manager = plugins.load_plugins()
+    manager = registry.load_plugins()
     names = []
     try:
         for hook in HOOKS:
@@ -172,15 +172,15 @@ def test_examples_work_end_to_end(hotels_source: None, tmp_path: Path) -> None:
             manager.register(example_plugin(hook), name=names[-1])
 
         # register_taxonomies: both the packaged file and the in-code taxonomy.
-        assert plugins.taxonomies().get("hotels").entity_type == "hotel"
-        assert plugins.taxonomies().get("room-types").mode == "single-label"
+        assert registry.taxonomies().get("hotels").entity_type == "hotel"
+        assert registry.taxonomies().get("room-types").mode == "single-label"
 
         # register_data_sources: names to tag from a .txt file.
-        from tagger_core import ReadOptions, read_records
+        from tagger_core import FileOptions, read_records
 
         names_file = tmp_path / "names.txt"
         names_file.write_text("汉庭酒店(北京西单店)\n\n三亚亚龙湾度假酒店\n", encoding="utf-8")
-        records = read_records(names_file, options=ReadOptions(require_labels=False))
+        records = read_records(names_file, options=FileOptions(require_labels=False))
         assert [(r.text, r.row) for r in records] == [
             ("汉庭酒店(北京西单店)", 1),
             ("三亚亚龙湾度假酒店", 3),

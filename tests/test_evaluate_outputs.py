@@ -84,7 +84,7 @@ def test_evaluate_writes_every_output(model: Path, tmp_path: Path) -> None:
 
     with open(out["sweep.csv"], encoding="utf-8") as handle:
         sweep = list(csv.DictReader(handle))
-    assert len(sweep) == 49 and float(sweep[0]["threshold"]) == pytest.approx(0.02)
+    assert len(sweep) == 19 and float(sweep[0]["threshold"]) == pytest.approx(0.05)
     assert out["sweep.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     dump = json.loads(out["dump.json"].read_text(encoding="utf-8"))

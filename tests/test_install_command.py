@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from tagger_plugins import install as install_plugin
 
-from tagger_core import plugins
+from tagger_core import registry
 from tagger_core.cli import cli
 
 PIP = [sys.executable, "-m", "pip"]
@@ -51,7 +51,7 @@ def invoke(*args: str):
 def test_commands_come_from_the_install_plugin() -> None:
     result = invoke("--help")
     assert "install" in result.output and "uninstall" in result.output
-    manager = plugins.load_plugins()
+    manager = registry.load_plugins()
     hooks = [caller.name for caller in manager.get_hookcallers(manager.get_plugin("install"))]
     assert hooks == ["register_commands"]
 
@@ -163,6 +163,7 @@ def test_missing_pip_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch, pip: F
 def test_install_names_the_plugins_it_added(monkeypatch: pytest.MonkeyPatch, pip: FakePip) -> None:
     installed = {"tfidf": "tagger 0.1.0"}
     monkeypatch.setattr(install_plugin, "plugin_entry_points", lambda: dict(installed))
+    monkeypatch.setattr(install_plugin, "import_failures", lambda names: {})
     pip.on_call = lambda: installed.update(hotels="tagger-hotels 0.1.0")
     result = invoke("install", "tagger-hotels")
     assert "New plugins: hotels (tagger-hotels 0.1.0)" in result.output
@@ -197,3 +198,35 @@ def test_pip_runs_in_taggers_own_environment() -> None:
     import pip as test_environment_pip
 
     assert str(Path(test_environment_pip.__file__).parent) in result.stdout
+
+
+def test_install_refuses_to_announce_a_plugin_that_fails_to_import(
+    monkeypatch: pytest.MonkeyPatch, pip: FakePip
+) -> None:
+    installed = {"tfidf": "tagger 0.1.0"}
+    monkeypatch.setattr(install_plugin, "plugin_entry_points", lambda: dict(installed))
+    monkeypatch.setattr(
+        install_plugin, "import_failures", lambda names: dict.fromkeys(names, "ImportError: boom")
+    )
+    pip.on_call = lambda: installed.update(hotels="tagger-hotels 0.1.0")
+    result = invoke("install", "tagger-hotels")
+    assert result.exit_code == 2 and "New plugins" not in result.output
+    assert result.output.strip() == (
+        "Error: plugin 'hotels' (tagger-hotels 0.1.0) was installed but fails to import: "
+        "ImportError: boom; fix it, or remove it with: tagger uninstall tagger-hotels"
+    )
+
+
+def test_import_failures_loads_entry_points_in_a_fresh_interpreter(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A real check: an installed distribution whose entry point names a missing module."""
+    info = tmp_path / "broken_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[tagger]\nbroken = no_such_module_for_tagger\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    failures = install_plugin.import_failures(["broken", "tfidf"])
+    assert failures == {
+        "broken": "ModuleNotFoundError: No module named 'no_such_module_for_tagger'"
+    }

@@ -159,7 +159,7 @@ def test_install_train_predict_uninstall(environment: Environment, hotels_source
     predicted = env.tagger("predict", "hotel-tagger", "--json", "三亚海棠湾喜来登度假酒店")
     prediction = json.loads(predicted.stdout)
     assert prediction["text"] == "三亚海棠湾喜来登度假酒店"
-    assert "resort" in prediction["labels"]
+    assert "resort" in prediction["label"]
     evaluated = json.loads(
         env.tagger("evaluate", "hotel-tagger", str(data / "validation.json"), "--json").stdout
     )
@@ -229,7 +229,14 @@ def test_broken_plugin_can_be_skipped_and_uninstalled(
         '[project]\nname = "tagger-broken"\nversion = "1.0"\n'
         '[project.entry-points.tagger]\nbroken = "tagger_broken"\n'
     )
-    env.tagger("install", *OFFLINE, str(source))
+    # pip installs it, but tagger does not announce it as a new plugin: it says it is broken.
+    installed = env.tagger("install", *OFFLINE, str(source), expect=2)
+    assert "New plugins" not in installed.stdout
+    assert installed.stderr.strip().splitlines()[-1] == (
+        "Error: plugin 'broken' (tagger-broken 1.0) was installed but fails to import: "
+        "ModuleNotFoundError: No module named 'a_module_that_is_missing'; fix it, or remove "
+        "it with: tagger uninstall tagger-broken"
+    )
 
     failed = env.tagger("plugins", expect=2)
     assert failed.stderr.strip().splitlines() == [

@@ -9,14 +9,13 @@ import pytest
 from click.testing import CliRunner
 from conftest import TOY, write_json
 
-from tagger_core import PluginError, Record, Tagger, plugins
+from tagger_core import PluginError, Record, Tagger, make_normalizer, registry
 from tagger_core.cli import cli
 from tagger_core.data.normalize import differences, match_key, tidy_whitespace, to_simplified
-from tagger_core.tagger import make_normalizer
 
 
 def test_builtins_are_registered_by_the_normalizers_plugin() -> None:
-    collection = plugins.normalizers()
+    collection = registry.normalizers()
     for name in ("nfkc", "whitespace", "t2s", "casefold"):
         assert collection.items[name].plugin == "normalizers"
         assert collection.items[name].item.description

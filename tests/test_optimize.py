@@ -12,8 +12,8 @@ from conftest import EXAMPLES, TOY, one_line_error
 
 from tagger_core import Record, Scores, Tagger, TaggerError, Taxonomy
 from tagger_core.cli import cli
-from tagger_core.evaluation.optimize import candidates, optimize
 from tagger_core.tagger import MANIFEST
+from tagger_core.workflows.optimize import candidates, optimize, search_for
 
 TAXONOMY = Taxonomy.model_validate({"name": "t", "labels": [{"id": "A"}, {"id": "B"}, {"id": "C"}]})
 
@@ -28,12 +28,15 @@ def _data(n: int = 300, seed: int = 0) -> tuple[Scores, np.ndarray]:
 
 
 def test_candidates_cover_the_grid_fitted_rules_and_at_least_one() -> None:
-    options = candidates(TAXONOMY, "micro_f1", grid=[0.3, 0.5], max_k=2)
+    options = candidates(search_for(TAXONOMY, "micro_f1", [0.3, 0.5], max_k=2))
     descriptions = [c.description for c in options]
     assert descriptions[:2] == ["threshold 0.3", "threshold 0.5"]
     assert "top-2 ≥ 0.5" in descriptions and "top-1" in descriptions
     assert "threshold 0.5 + at-least-one" in descriptions
-    assert "top-1 + at-least-one" not in descriptions  # top-k alone never leaves a row empty
+    # fixed candidates come first, each once without and once with the wrapper
+    first_fitted = next(i for i, c in enumerate(options) if c.fitted)
+    assert not any(c.fitted for c in options[:first_fitted])
+    assert len(options) == 2 * len(set(d.removesuffix(" + at-least-one") for d in descriptions))
     fitted = [c.description for c in options if c.fitted]
     assert "best global threshold" in fitted
     assert "per-label for each label's F1, around the default threshold" in fitted
@@ -44,17 +47,29 @@ def test_exclusive_taxonomies_wrap_every_candidate() -> None:
     taxonomy = Taxonomy.model_validate(
         {"name": "x", "labels": [{"id": "A"}, {"id": "O"}], "constraints": {"exclusive": ["O"]}}
     )
-    options = candidates(taxonomy, "micro_f1", grid=[0.5], max_k=1, at_least_one=(False,))
+    options = candidates(search_for(taxonomy, "micro_f1", [0.5], max_k=1), exclude=["at-least-one"])
     fixed = [c.rule for c in options if c.rule is not None]
     assert fixed and all(rule["name"] == "exclusive" for rule in fixed)
+    assert all(c.description.endswith(" + exclusive") for c in options)
+    # required: the exclusive wrapper sits inside at-least-one
+    wrapped = candidates(search_for(taxonomy, "micro_f1", [0.5], max_k=1), require=["at-least-one"])
+    assert {c.rule["name"] for c in wrapped if c.rule} == {"at-least-one"}
+    assert all(c.rule["params"]["inner"]["name"] == "exclusive" for c in wrapped if c.rule)
 
 
 def test_optimize_ranks_candidates_and_scores_fitted_rules_out_of_fold() -> None:
     scores, truth = _data()
-    outcome = optimize(scores, truth, TAXONOMY, "micro_f1", grid=[0.3, 0.5, 0.7, 0.9], max_k=2)
+    outcome = optimize(scores, truth, search_for(TAXONOMY, "micro_f1", [0.3, 0.5, 0.7, 0.9], 2))
     values = [r.score("micro_f1") for r in outcome.results]
     assert values == sorted(values, reverse=True)
-    assert outcome.baseline.candidate.description == "global threshold 0.5"
+    baseline = outcome.baseline
+    assert (
+        baseline.candidate.description == "default rule, unfitted: per-label (every label at 0.5)"
+    )
+    # the unfitted default decides exactly as one global threshold of 0.5
+    assert baseline.figures == next(
+        r.figures for r in outcome.results if r.candidate.description == "threshold 0.5"
+    )
     # label A needs its own threshold: a per-label rule beats every global threshold
     winner = outcome.winner
     assert winner.candidate.family == "per-label" and winner.cv_figures is not None
@@ -72,13 +87,13 @@ def test_optimize_ranks_candidates_and_scores_fitted_rules_out_of_fold() -> None
 
 def test_optimize_minimises_hamming_loss_and_refuses_unknown_objectives() -> None:
     scores, truth = _data()
-    outcome = optimize(scores, truth, TAXONOMY, "hamming_loss", grid=[0.1, 0.5, 0.9], max_k=1)
+    outcome = optimize(scores, truth, search_for(TAXONOMY, "hamming_loss", [0.1, 0.5, 0.9], 1))
     values = [r.score("hamming_loss") for r in outcome.results]
     assert values == sorted(values)
     with pytest.raises(TaggerError, match="unknown objective 'f1'"):
-        optimize(scores, truth, TAXONOMY, "f1")
+        optimize(scores, truth, search_for(TAXONOMY, "f1"))
     with pytest.raises(TaggerError, match="too few to cross-validate"):
-        optimize(Scores(np.zeros((4, 3)), "multi-label"), np.zeros((4, 3)), TAXONOMY)
+        optimize(Scores(np.zeros((4, 3)), "multi-label"), np.zeros((4, 3)), search_for(TAXONOMY))
 
 
 @pytest.fixture
@@ -101,7 +116,8 @@ def test_cli_optimize_writes_the_winner_into_a_copy_or_in_place(
     args = ["optimize", str(model), valid, "--thresholds", "0.3,0.5", "--max-k", "2"]
     result = runner.invoke(cli, [*args, "-o", str(copy)])
     assert result.exit_code == 0, result.output
-    assert "(baseline) global threshold 0.5 + exclusive" in result.stdout  # Others is exclusive
+    assert "(baseline) default rule, unfitted: per-label" in result.stdout
+    assert "+ exclusive" in result.stdout  # Others is exclusive: every candidate applies it
     assert "OUT OF FOLD" in result.stdout and "Chosen: " in result.stdout
     assert _rule(model) == before  # the original is untouched
     chosen = _rule(copy)
@@ -129,9 +145,11 @@ def test_cli_optimize_rejects_bad_options(model: Path) -> None:
     result = runner.invoke(cli, ["optimize", str(model), valid, "--thresholds", "0.5,1.5"])
     assert result.exit_code == 2 and "strictly between 0 and 1" in result.output
     line = one_line_error(
-        runner.invoke(cli, ["optimize", str(model), valid, "--per-label-param", "nope=1"])
+        runner.invoke(cli, ["optimize", str(model), valid, "--rule-param", "per-label.nope=1"])
     )
     assert "decision rule 'per-label': parameter 'nope'" in line
+    line = one_line_error(runner.invoke(cli, ["optimize", str(model), valid, "--exclude", "tpo-k"]))
+    assert "unknown decision rule 'tpo-k'" in line and "did you mean 'top-k'" in line
 
 
 def test_cli_optimize_single_label_keeps_argmax(tmp_path: Path) -> None:
@@ -146,5 +164,5 @@ def test_cli_optimize_single_label_keeps_argmax(tmp_path: Path) -> None:
     data.write_text(json.dumps([{"text": t, "label": [label]} for t, label in rows]), "utf-8")
     result = CliRunner().invoke(cli, ["optimize", str(model), str(data), "--folds", "2"])
     assert result.exit_code == 0, result.output
-    assert "single-label taxonomy: argmax" in result.stdout
+    assert "single-label taxonomy: argmax is the only candidate" in result.stdout
     assert _rule(model)["name"] == "argmax"

@@ -24,7 +24,7 @@ from tagger_core import (
     Tagger,
     Taxonomy,
     hookimpl,
-    plugins,
+    registry,
 )
 from tagger_core.cli import cli
 
@@ -112,12 +112,12 @@ class AdHocPlugin:
 
 
 def test_builtins_arrive_through_entry_points() -> None:
-    manager = plugins.load_plugins()
+    manager = registry.load_plugins()
     names = {name for name, _ in manager.list_name_plugin()}
     assert {"data_sources", "tfidf", "decision_rules", "attractions", "taxonomy_folders"} <= names
-    assert plugins.data_sources().names() == ["csv", "json", "jsonl", "tsv", "xlsx"]
-    assert plugins.encoders().items["tfidf"].plugin == "tfidf"
-    assert plugins.taxonomies().items["attractions"].plugin == "attractions"
+    assert registry.data_sources().names() == ["csv", "json", "jsonl", "tsv", "txt", "xlsx"]
+    assert registry.encoders().items["tfidf"].plugin == "tfidf"
+    assert registry.taxonomies().items["attractions"].plugin == "attractions"
     manager.check_pending()  # every hookimpl matches a hookspec
 
 
@@ -125,14 +125,14 @@ def test_adhoc_plugin_is_listed_and_used_by_train(
     register_plugin, runner: CliRunner, toy_file: Path, tmp_path: Path
 ) -> None:
     register_plugin(AdHocPlugin(), "adhoc")
-    plugins.pm.check_pending()
+    registry.pm.check_pending()
     listing = json.loads(runner.invoke(cli, ["plugins", "--json"]).output)
     [adhoc] = [entry for entry in listing if entry["name"] == "adhoc"]
     assert adhoc["provides"] == {
         "taxonomies": ["colours"],
         "encoders": ["constant"],
         "decision_rules": ["every-label"],
-        "formats": ["lines"],
+        "data_sources": ["lines"],
         "normalizers": ["reverse"],
         "commands": ["hello"],
     }
@@ -164,7 +164,7 @@ def test_adhoc_plugin_is_listed_and_used_by_train(
         cli, ["predict", str(tmp_path / "m"), "-i", str(names), "--rule", "every-label", "--json"]
     )
     assert result.exit_code == 0, result.output
-    assert [json.loads(line)["labels"] for line in result.stdout.splitlines()] == [
+    assert [json.loads(line)["label"] for line in result.stdout.splitlines()] == [
         ["red", "blue"]
     ] * 2
 
@@ -174,7 +174,7 @@ def test_register_commands_adds_subcommands() -> None:
     def fresh() -> None:
         pass
 
-    manager = plugins.load_plugins()
+    manager = registry.load_plugins()
     manager.register(AdHocPlugin(), name="adhoc-commands")
     try:
         manager.hook.register_commands(cli=fresh)
@@ -196,7 +196,7 @@ def test_two_plugins_registering_one_name_is_an_error(register_plugin) -> None:
         PluginError,
         match="encoder 'constant' is registered by both plugin 'first' and plugin 'second'",
     ):
-        plugins.encoders()
+        registry.encoders()
 
 
 def test_a_failing_plugin_is_named(register_plugin, runner: CliRunner) -> None:

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLES, TOY
 
-from tagger_core import Record, Scores, Tagger, Taxonomy
+from tagger_core import Record, Scores, Tagger, Taxonomy, make_rule
 from tagger_core.cli import cli
 from tagger_core.evaluation.metrics import evaluate_matrices
-from tagger_core.evaluation.report import ReportInput, describe_rule, error_rows, render_report
+from tagger_core.evaluation.report import ReportInput, error_rows, render_report
 from tagger_core.evaluation.sweep import threshold_sweep
 
 SECTIONS = ("summary", "labels", "sweep", "confusion", "errors")
@@ -49,7 +49,7 @@ def _report(taxonomy: Taxonomy, logits: np.ndarray, truth: np.ndarray, texts: li
             tagger_path="my-tagger",
             data_paths=["test.json"],
             encoder="tfidf",
-            rule={"name": "threshold", "params": {"threshold": 0.5, "space": "probability"}},
+            rule=make_rule("threshold").describe(),
         )
     )
 
@@ -118,11 +118,13 @@ def test_cli_report_from_a_saved_tagger(tmp_path: Path) -> None:
          "threshold (threshold 0.4)"),
         ({"name": "per-label", "params": {"default": 0.5, "thresholds": {"A": 0.3},
                                           "objective": "label", "seed": 0}},
-         "per-label (default 0.5, 1 label(s) with their own threshold)"),
+         "per-label (1 label(s) with their own threshold)"),
+        ({"name": "per-label", "params": {"default": 0.35, "objective": "micro"}},
+         "per-label (default 0.35, objective micro, every label at 0.35)"),
         ({"name": "at-least-one", "params": {"inner": {"name": "top-k", "params": {"k": 2}},
                                              "min_probability": 0.0}},
          "at-least-one of top-k (k 2)"),
     ],
 )  # fmt: skip
-def test_describe_rule(rule: dict, text: str) -> None:
-    assert describe_rule(rule) == text
+def test_rules_describe_themselves_in_one_line(rule: dict, text: str) -> None:
+    assert make_rule(rule["name"], rule["params"]).describe() == text

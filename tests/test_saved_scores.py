@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import TOY
 
-from tagger_core import Record, Tagger, Taxonomy, resolve_taxonomy
+from tagger_core import Record, Tagger, Taxonomy, make_rule, resolve_taxonomy
 from tagger_core.cli import cli
-from tagger_core.tagger import MANIFEST, make_rule
+from tagger_core.tagger import MANIFEST
 
 SINGLE = [
     ("故宫博物院", "museum"),
@@ -99,7 +99,7 @@ def test_thresholds_fitted_at_training_are_saved_and_applied_after_loading(
     saved = manifest["rule"]["params"]["thresholds"]
     assert saved, "training on --valid fits per-label thresholds"
     tagger = Tagger.load(multi_label_dir)
-    thresholds = tagger.label_thresholds()
+    thresholds = tagger.rule.label_thresholds(tagger.taxonomy)
     assert thresholds is not None
     assert {k: thresholds[k] for k in saved} == saved
     # every predicted label reaches its own threshold, and every label that does is predicted

@@ -9,9 +9,17 @@ import numpy as np
 import pytest
 
 import tagger_core
-from tagger_core import DataError, ModelError, PluginError, Tagger, TaggerError, read_records
+from tagger_core import (
+    DataError,
+    ModelError,
+    PluginError,
+    Tagger,
+    TaggerError,
+    make_rule,
+    read_records,
+)
 from tagger_core.data.io import fingerprint
-from tagger_core.tagger import MANIFEST, make_rule
+from tagger_core.tagger import MANIFEST
 
 
 def toy_records():

@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from tagger_core import DataError, Record, Taxonomy, TaxonomyError, load_taxonomy_file
-from tagger_core.taxonomy import (
-    infer_taxonomy,
+from tagger_core import (
+    DataError,
+    Record,
+    Taxonomy,
+    TaxonomyError,
     label_matrix,
-    labels_of,
+    load_taxonomy_file,
     resolve_taxonomy,
-    write_taxonomy,
 )
+from tagger_core.taxonomy import infer_taxonomy, labels_of, write_taxonomy
 
 
 def make(labels: list[dict], **extra) -> Taxonomy:

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from conftest import TOY
 
-from tagger_core import ModelError, PluginError, Taxonomy
-from tagger_core.tagger import make_encoder
+from tagger_core import ModelError, PluginError, Taxonomy, make_encoder
 
 MULTI = Taxonomy.model_validate(
     {"name": "m", "labels": [{"id": "park"}, {"id": "museum"}, {"id": "never"}]}

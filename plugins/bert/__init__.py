@@ -138,12 +138,12 @@ def _write_state(directory: Path, state: dict[str, Any]) -> None:
     )
 
 
-class BertEncoder(Encoder):
+class BertEncoder(Encoder[BertParams]):
     """Fine-tunes ``AutoModelForSequenceClassification``; saves a transformers folder."""
 
     name = "bert"
     description = "Fine-tuned BERT (default bert-base-chinese; any local folder or hub id)."
-    Params = BertParams
+    model_param = "model"
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -156,8 +156,12 @@ class BertEncoder(Encoder):
 
     @property
     def p(self) -> BertParams:
-        assert isinstance(self.params, BertParams)
         return self.params
+
+    def is_primary(self) -> bool:
+        from .runtime import distributed_env
+
+        return distributed_env()[0] == 0
 
     def fit(
         self,
@@ -198,6 +202,7 @@ class BertEncoder(Encoder):
                 self.device,
                 autocast_dtype(self.p.precision, self.device),
                 forward,
+                desc="bert: scoring",
             )
 
     def save(self, directory: Path) -> None:
@@ -248,12 +253,12 @@ class BertEncoder(Encoder):
         self.summary = dict(state.get("training", {}))
 
 
-class FrozenBertEncoder(Encoder):
+class FrozenBertEncoder(Encoder[FrozenParams]):
     """Sentence vectors from a frozen BERT (cached) + logistic regression per label."""
 
     name = "bert-frozen"
     description = "Frozen BERT sentence vectors (cached on disk) + a logistic-regression head."
-    Params = FrozenParams
+    model_param = "model"
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -263,7 +268,6 @@ class FrozenBertEncoder(Encoder):
 
     @property
     def p(self) -> FrozenParams:
-        assert isinstance(self.params, FrozenParams)
         return self.params
 
     def _cache(self) -> Path | None:

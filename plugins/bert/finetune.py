@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tagger_core.schemas import Taxonomy
+from tagger_core import Taxonomy
 
 from .runtime import (
     Encoded,
@@ -108,7 +108,8 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """AdamW without decay on biases and normalisation weights; the fused kernel where
     torch has one for the device (on CPU it is ~5× faster than the default loop)."""
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for param in model.parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 else decay).append(param)
@@ -149,7 +150,7 @@ def decisions(logits: np.ndarray, mode: str) -> np.ndarray:
 def validation_metrics(
     logits: np.ndarray, targets: np.ndarray, taxonomy: Taxonomy, loss_fn: torch.nn.Module
 ) -> dict[str, float]:
-    from tagger_core.evaluation.metrics import evaluate_matrices
+    from tagger_core import evaluate_matrices
 
     evaluation = evaluate_matrices(targets, decisions(logits, taxonomy.mode), taxonomy)
     with torch.no_grad():

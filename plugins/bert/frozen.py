@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tagger_core.schemas import Taxonomy
+from tagger_core import Taxonomy
 
 from .runtime import (
     autocast_dtype,

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from tagger_core.errors import ModelError, PluginError
+from tagger_core import ModelError, PluginError
 
 log = logging.getLogger("tagger")
 
@@ -124,7 +124,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def load_pretrained(
-    loader: Callable[..., Any], source: ModelSource, what: str, error: type = PluginError, **kw: Any
+    loader: Any, source: ModelSource, what: str, error: type = PluginError, **kw: Any
 ) -> Any:
     """``loader.from_pretrained`` quietly; any failure becomes one line naming the model."""
     try:
@@ -437,7 +437,7 @@ class _NoBar:
 def progress_bar(show: bool, **kwargs: Any) -> Any:
     if not show:
         return _NoBar()
-    from tagger_core.progress import progress
+    from tagger_core import progress
 
     return progress(**kwargs)
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
-from tagger_core.cli import cli
-from tagger_core.cli.options import data_options, format_table, read_all
-from tagger_core.cli.predict import rule_override
+from tagger_core.cli.options import (
+    data_options,
+    format_table,
+    read_all,
+    rule_override,
+    rule_override_options,
+)
 
 
 def _opt(value: float | None) -> str:
@@ -76,11 +79,7 @@ def _print_single_label(truth: Any, pred: Any, evaluation: Any, taxonomy: Any) -
         )
 
 
-def _wrote(what: str, path: Path) -> None:
-    click.echo(f"Wrote {what} to {path}", err=True)
-
-
-@cli.command("evaluate")
+@click.command("evaluate")
 @click.argument("tagger_dir", metavar="TAGGER", type=click.Path(path_type=Path))
 @click.argument("data", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -129,8 +128,7 @@ def _wrote(what: str, path: Path) -> None:
     help="Errors shown in the report.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-@click.option("--rule", help="Override the saved decision rule for this evaluation.")
-@click.option("--rule-param", "rule_params", multiple=True, help="Parameter of --rule, KEY=VALUE.")
+@rule_override_options
 @data_options
 def evaluate_command(
     tagger_dir: Path,
@@ -140,7 +138,7 @@ def evaluate_command(
     errors_file: Path | None,
     sweep_file: Path | None,
     sweep_plot: Path | None,
-    sweep_space: str,
+    sweep_space: Any,
     dump: Path | None,
     report: Path | None,
     top_errors: int,
@@ -158,100 +156,39 @@ def evaluate_command(
     tagger evaluate my-tagger test.json --report report.html \\
         --metrics-file metrics.json --results-file labels.tsv --errors-file errors.csv
     """
-    from tagger_core.evaluation.metrics import evaluate_matrices
-    from tagger_core.evaluation.report import describe_rule
     from tagger_core.tagger import Tagger
+    from tagger_core.workflows.evaluate import EvaluationFiles, evaluate_to_files
 
     tagger = Tagger.load(tagger_dir)
     override = rule_override(rule, rule_params)
-    records, _ = read_all(data, kwargs)
-    scores, truth = tagger.score_records(records)
-    pred = tagger.decide(scores, override)
-    probabilities = scores.probabilities
-    evaluation = evaluate_matrices(
-        truth,
-        pred,
-        tagger.taxonomy,
-        scores=probabilities,
-        thresholds=tagger.label_thresholds(override),
+    records, _ = read_all(data, kwargs, taxonomy=tagger.taxonomy)
+    files = EvaluationFiles(
+        metrics=metrics_file,
+        results=results_file,
+        errors=errors_file,
+        sweep=sweep_file,
+        sweep_plot=sweep_plot,
+        dump=dump,
+        report=report,
+        sweep_space=sweep_space,
+        top_errors=top_errors,
     )
-    active = override or tagger.rule
-    rule_spec = {"name": active.name, "params": active.params_dict()}
-    if metrics_file is not None:
-        figures = evaluation.model_dump(mode="json")
-        if tagger.taxonomy.mode == "single-label":
-            from tagger_core.evaluation.metrics import classification_report_text
-
-            figures["classification_report"] = classification_report_text(
-                truth, pred, tagger.taxonomy
-            )
-        figures["context"] = {
-            "tagger": str(tagger_dir),
-            "data": [str(p) for p in data],
-            "rule": rule_spec,
-        }
-        metrics_file.write_text(json.dumps(figures, indent=2, ensure_ascii=False), "utf-8")
-        _wrote("all figures", metrics_file)
-    if results_file is not None:
-        from tagger_core.evaluation.report import write_results_tsv
-
-        write_results_tsv(results_file, evaluation)
-        _wrote("the per-label table", results_file)
-    if dump is not None:
-        from tagger_core.evaluation.report import write_dump
-
-        write_dump(dump, scores.logits, truth)
-        _wrote(f"logits and labels of {len(records)} rows", dump)
-    errors = None
-    if errors_file is not None or report is not None:
-        from tagger_core.evaluation.report import error_rows, write_errors_csv
-
-        errors = error_rows(records, truth, pred, probabilities, tagger.taxonomy)
-        if errors_file is not None:
-            write_errors_csv(errors_file, errors)
-            _wrote(f"{len(errors)} wrong rows", errors_file)
-    sweep = None
-    if sweep_file is not None or sweep_plot is not None or report is not None:
-        from tagger_core.evaluation.sweep import threshold_sweep, write_sweep_csv
-
-        sweep = threshold_sweep(scores, truth, space=sweep_space)  # type: ignore[arg-type]
-        if sweep_file is not None:
-            write_sweep_csv(sweep_file, sweep)
-            _wrote(f"the threshold sweep ({len(sweep)} thresholds)", sweep_file)
-        if sweep_plot is not None:
-            from tagger_core.evaluation.report import plot_sweep
-
-            sweep_plot.write_bytes(plot_sweep(sweep, sweep_space, evaluation))
-            _wrote("the sweep plot", sweep_plot)
-    if report is not None:
-        from tagger_core.evaluation.report import ReportInput, write_report
-
-        assert errors is not None and sweep is not None
-        write_report(
-            report,
-            ReportInput(
-                evaluation=evaluation,
-                taxonomy=tagger.taxonomy,
-                truth=truth,
-                pred=pred,
-                probabilities=probabilities,
-                errors=errors,
-                sweep=sweep,
-                sweep_space=sweep_space,
-                tagger_path=str(tagger_dir),
-                data_paths=[str(p) for p in data],
-                encoder=tagger.encoder.name,
-                rule=rule_spec,
-                rule_overridden=override is not None,
-                validation_metrics=tagger.training.validation_metrics,
-                train_rows=tagger.training.train_rows or None,
-                top_errors=top_errors,
-            ),
-        )
-        _wrote("the report", report)
+    run = evaluate_to_files(
+        tagger,
+        records,
+        files,
+        rule=override,
+        tagger_path=str(tagger_dir),
+        data_paths=[str(p) for p in data],
+    )
+    for what, path in run.written:
+        click.echo(f"Wrote {what} to {path}", err=True)
     if as_json:
-        click.echo(evaluation.model_dump_json(indent=2))
+        click.echo(run.evaluation.model_dump_json(indent=2))
         return
-    print_evaluation(evaluation, describe_rule(rule_spec))
+    print_evaluation(run.evaluation, run.rule.describe())
     if tagger.taxonomy.mode == "single-label":
-        _print_single_label(truth, pred, evaluation, tagger.taxonomy)
+        _print_single_label(run.truth, run.pred, run.evaluation, tagger.taxonomy)
+
+
+COMMANDS = [evaluate_command]

@@ -7,8 +7,13 @@ from typing import Any
 
 import click
 
-from tagger_core.cli import cli
-from tagger_core.cli.options import data_options, format_table, parse_params, read_all
+from tagger_core.cli.options import (
+    LiveHelpOption,
+    data_options,
+    format_table,
+    parse_params,
+    read_all,
+)
 
 OBJECTIVE_HELP = (
     "Figure to maximise (hamming_loss: minimise): micro_f1, macro_f1, weighted_f1, samples_f1, "
@@ -89,6 +94,29 @@ def _print_table(outcome: Any, top: int) -> None:
     click.echo(format_table(header, rows))
 
 
+def _thresholds_help() -> str:
+    from tagger_core.evaluation.sweep import THRESHOLDS
+
+    step = round(THRESHOLDS[1] - THRESHOLDS[0], 6)
+    return (
+        "Global probability thresholds to try: START:STOP:STEP or a comma-separated list "
+        f"(default: {THRESHOLDS[0]:g}:{THRESHOLDS[-1]:g}:{step:g}, the grid of the report's sweep)."
+    )
+
+
+def _candidate_params(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``RULE.KEY=VALUE`` → {rule: {key: value}}."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in parse_params(values, "--rule-param").items():
+        rule, dot, name = key.rpartition(".")
+        if not dot or not rule or not name:
+            raise click.BadParameter(
+                f"expected RULE.KEY=VALUE, got '{key}={value}'", param_hint="--rule-param"
+            )
+        out.setdefault(rule, {})[name] = value
+    return out
+
+
 def _print_per_label(details: list[dict[str, Any]]) -> None:
     if not details:
         return
@@ -112,7 +140,7 @@ def _print_per_label(details: list[dict[str, Any]]) -> None:
     )
 
 
-@cli.command("optimize")
+@click.command("optimize")
 @click.argument("tagger_dir", metavar="TAGGER", type=click.Path(path_type=Path))
 @click.argument("valid", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -124,23 +152,21 @@ def _print_per_label(details: list[dict[str, Any]]) -> None:
 @click.option(
     "--objective", default="micro_f1", show_default=True, help=OBJECTIVE_HELP, metavar="FIGURE"
 )
-@click.option(
-    "--thresholds",
-    "grid",
-    default="0.05:0.95:0.05",
-    show_default=True,
-    help="Global thresholds to try: START:STOP:STEP or a comma-separated list.",
-)
+@click.option("--thresholds", "grid", cls=LiveHelpOption, live_help=_thresholds_help)
 @click.option(
     "--max-k", default=5, show_default=True, type=click.IntRange(min=0), help="Largest top-k."
 )
 @click.option(
-    "--at-least-one",
-    "at_least_one",
-    type=click.Choice(["both", "never", "always"]),
-    default="both",
-    show_default=True,
-    help="Try candidates with and/or without the at-least-one wrapper.",
+    "--exclude",
+    multiple=True,
+    metavar="RULE",
+    help="A rule not to try; a wrapper rule excluded is never applied (repeatable).",
+)
+@click.option(
+    "--require",
+    multiple=True,
+    metavar="RULE",
+    help="A wrapper rule applied around every candidate (repeatable).",
 )
 @click.option(
     "--folds",
@@ -150,10 +176,11 @@ def _print_per_label(details: list[dict[str, Any]]) -> None:
     help="Folds for scoring fitted rules out of fold.",
 )
 @click.option(
-    "--per-label-param",
-    "per_label_params",
+    "--rule-param",
+    "rule_params",
     multiple=True,
-    help="Parameter of the per-label rule, KEY=VALUE (e.g. min_positives=10).",
+    metavar="RULE.KEY=VALUE",
+    help="A fixed parameter of one rule's candidates (e.g. per-label.min_positives=10).",
 )
 @click.option(
     "--top", default=15, show_default=True, type=click.IntRange(min=1), help="Candidates shown."
@@ -167,11 +194,12 @@ def optimize_command(
     valid: tuple[Path, ...],
     output: Path | None,
     objective: str,
-    grid: str,
+    grid: str | None,
     max_k: int,
-    at_least_one: str,
+    exclude: tuple[str, ...],
+    require: tuple[str, ...],
     folds: int,
-    per_label_params: tuple[str, ...],
+    rule_params: tuple[str, ...],
     top: int,
     seed: int,
     dry_run: bool,
@@ -180,66 +208,66 @@ def optimize_command(
 ) -> None:
     """Choose the decision rule of TAGGER on labelled VALID files and save it.
 
-    Tries a grid of global thresholds × top-k (as Annif's optimize), the best global
-    threshold, and per-label thresholds around 0.5 and around the best global threshold,
-    each with and without at-least-one. Fixed rules are scored on VALID; fitted rules out
-    of fold (fitted on the other folds), so a fitted rule wins only where it beats the
-    fixed ones out of sample. The winner is refitted on all of VALID and written into
+    Every installed rule offers its candidates (for the built-in ones: a grid of global
+    thresholds × top-k as Annif's optimize, the best global threshold, per-label thresholds
+    around 0.5 and around the best global threshold), each with and without the wrapper
+    rules (at-least-one; exclusive where the taxonomy has exclusive labels). Fixed rules
+    are scored on VALID; fitted rules out of fold, so a fitted rule wins only where it beats
+    the fixed ones out of sample. The winner is refitted on all of VALID and written into
     TAGGER (or into a copy with -o).
 
     \b
     tagger optimize my-tagger valid.json --objective micro_f1
     """
-    from tagger_core.errors import TaggerError
-    from tagger_core.evaluation.metrics import OBJECTIVES, evaluate_matrices
-    from tagger_core.evaluation.optimize import count_candidates, optimize
-    from tagger_core.progress import progress
-    from tagger_core.tagger import Tagger, make_rule
+    from tagger_core.evaluation.metrics import OBJECTIVES
+    from tagger_core.evaluation.sweep import THRESHOLDS
+    from tagger_core.progress_bars import progress
+    from tagger_core.tagger import Tagger
+    from tagger_core.workflows.optimize import (
+        candidates,
+        check_rule_params,
+        optimize_rule,
+        search_for,
+    )
+    from tagger_core.workflows.train import check_output
 
     if objective not in OBJECTIVES:
         raise click.BadParameter(
             f"unknown objective '{objective}' (known: {', '.join(OBJECTIVES)})",
             param_hint="--objective",
         )
-    thresholds = _grid(grid)
-    destination = output or tagger_dir
-    if output is not None and output.exists() and not force and not dry_run:
-        raise TaggerError(f"{output} already exists; use --force to replace it")
+    thresholds = _grid(grid) if grid is not None else list(THRESHOLDS)
+    if output is not None and not dry_run:
+        check_output(output, force)
+    fixed = _candidate_params(rule_params)
+    check_rule_params(fixed)
     tagger = Tagger.load(tagger_dir)
-    records, _ = read_all(valid, kwargs)
-    scores, truth = tagger.score_records(records)
-    alo = {"both": (False, True), "never": (False,), "always": (True,)}[at_least_one]
-    extra = parse_params(per_label_params, "--per-label-param")
-    if extra:  # fail on a bad parameter now, not in the middle of the search
-        make_rule("per-label", extra)
-    total = count_candidates(tagger.taxonomy, objective, thresholds, max_k, alo)
+    records, _ = read_all(valid, kwargs, taxonomy=tagger.taxonomy)
+    search = search_for(tagger.taxonomy, objective, thresholds, max_k, fixed)
+    total = len(candidates(search, exclude=exclude, require=require))
     with progress(total=total, desc="optimize", unit="rule") as bar:
-        outcome = optimize(
-            scores,
-            truth,
-            tagger.taxonomy,
-            objective,
-            grid=thresholds,
-            max_k=max_k,
+        selection = optimize_rule(
+            tagger,
+            records,
+            search,
+            output=None if dry_run else (output or tagger_dir),
             folds=folds,
-            at_least_one=alo,
-            per_label_params=extra,
-            current=tagger.rule,
+            exclude=exclude,
+            require=require,
             seed=seed,
             progress=bar.update,
         )
+    outcome = selection.outcome
     for note in outcome.notes:
         click.echo(note)
     tried = sum(1 + r.same for r in outcome.results)
     click.echo(
         f"{tried} candidate rules ({len(outcome.results)} distinct on these rows) on "
-        f"{len(records)} validation rows; objective {objective}, fitted rules scored out of "
+        f"{selection.rows} validation rows; objective {objective}, fitted rules scored out of "
         f"{folds} folds:"
     )
     _print_table(outcome, top)
     winner = outcome.winner
-    assert winner.rule is not None
-    rule = make_rule(winner.rule["name"], winner.rule["params"])
     chosen = winner.score(objective)
     base = outcome.baseline.figures[objective]
     click.echo()
@@ -248,21 +276,11 @@ def optimize_command(
         f"{' out of fold' if winner.cv_figures is not None else ''} "
         f"vs {base:.4f} for the baseline ({outcome.baseline.candidate.description})."
     )
-    if winner.candidate.fitted:
-        # Refit on every validation row to show why each label got its threshold.
-        rule.fit(scores, truth, tagger.taxonomy)
-        _print_per_label(getattr(rule, "fit_details", []))
-    if dry_run:
+    _print_per_label(selection.rule.fit_report())
+    if selection.saved_to is None:
         click.echo("Dry run: nothing saved.")
         return
-    tagger.rule = rule
-    evaluation = evaluate_matrices(
-        truth,
-        tagger.decide(scores),
-        tagger.taxonomy,
-        scores=scores.probabilities,
-        thresholds=tagger.label_thresholds(),
-    )
-    tagger.training.validation_metrics = evaluation.model_dump(mode="json", exclude={"confusion"})
-    tagger.save(destination, force=True)
-    click.echo(f"Saved tagger with rule '{rule.name}' to {destination}")
+    click.echo(f"Saved tagger with rule '{selection.rule.name}' to {selection.saved_to}")
+
+
+COMMANDS = [optimize_command]

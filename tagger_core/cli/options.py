@@ -1,4 +1,8 @@
-"""Options and output helpers shared by the subcommands."""
+"""Option stacks shared by several commands, each declared once, and output helpers.
+
+Help texts that state a default are built from the default the code really uses (the
+registry's default encoder and rules, the workflows' constants), when the help is shown.
+"""
 
 from __future__ import annotations
 
@@ -9,50 +13,239 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from tagger_core.components import ReadOptions
+    from tagger_core.components import DecisionRule, FileOptions
     from tagger_core.data.sources import DataSpec
-    from tagger_core.schemas import DataFile, Record
+    from tagger_core.schemas import DataFile, Record, Taxonomy
+    from tagger_core.tagger import Tagger
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-def data_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """--format, --text-field, --label-field, --label-sep and --sheet for reading files."""
-    options = [
-        click.option("--format", "data_format", help="File format (default: from the suffix)."),
-        click.option(
-            "--text-field",
-            default="text",
-            show_default=True,
-            help="Field or column holding the name.",
-        ),
-        click.option(
-            "--label-field",
-            default="label",
-            show_default=True,
-            help="Field or column holding the labels.",
-        ),
-        click.option(
-            "--label-sep",
-            default="|",
-            show_default=True,
-            help="Label separator inside one CSV/TSV/Excel cell.",
-        ),
-        click.option("--sheet", help="Excel sheet to read (default: the first)."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+class LiveHelpOption(click.Option):
+    """An option whose help is computed when shown (it names a default found at run time)."""
+
+    def __init__(self, *args: Any, live_help: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.live_help = live_help
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = self.live_help()
+        return super().get_help_record(ctx)
 
 
-def read_options(kwargs: dict[str, Any], require_labels: bool = True) -> ReadOptions:
-    from tagger_core.components import ReadOptions
+def stack(*options: Decorator) -> Decorator:
+    """One decorator applying ``options`` in the order listed (as they show in --help)."""
 
-    return ReadOptions(
+    def apply(function: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return apply
+
+
+# -- reading files -------------------------------------------------------------------------
+
+data_options = stack(
+    click.option(
+        "--format",
+        "data_format",
+        help="Data source (file format) to read with (default: by suffix).",
+    ),
+    click.option(
+        "--text-field", default="text", show_default=True, help="Field or column holding the name."
+    ),
+    click.option(
+        "--label-field",
+        default="label",
+        show_default=True,
+        help="Field or column holding the labels.",
+    ),
+    click.option(
+        "--label-sep",
+        default="|",
+        show_default=True,
+        help="Label separator inside one CSV/TSV/Excel cell.",
+    ),
+    click.option("--sheet", help="Excel sheet to read (default: the first)."),
+)
+
+
+def file_options(kwargs: dict[str, Any], require_labels: bool = True) -> FileOptions:
+    from tagger_core.components import FileOptions
+
+    return FileOptions(
         text_field=kwargs["text_field"],
         label_field=kwargs["label_field"],
         label_sep=kwargs["label_sep"],
         sheet=kwargs["sheet"],
         require_labels=require_labels,
     )
+
+
+def read_all(
+    paths: Sequence[Path],
+    kwargs: dict[str, Any],
+    require_labels: bool = True,
+    taxonomy: Taxonomy | None = None,
+) -> tuple[list[Record], list[DataFile]]:
+    """Every record of ``paths``; with a taxonomy the labels are checked row by row."""
+    from tagger_core.data.io import fingerprint, read_records
+
+    options = file_options(kwargs, require_labels)
+    records: list[Record] = []
+    files = []
+    for path in paths:
+        batch = read_records(path, kwargs["data_format"], options, taxonomy)
+        records.extend(batch)
+        files.append(fingerprint(path, len(batch)))
+    return records, files
+
+
+data_sources_option = click.option(
+    "--data",
+    "data_values",
+    multiple=True,
+    metavar="NAME=FILE",
+    help="Labelled file from source NAME (repeatable); records keep their source.",
+)
+
+
+def collect_data_specs(paths: Iterable[str], values: Iterable[str]) -> list[DataSpec]:
+    """Positional files and ``--data`` values, each ``FILE`` or ``NAME=FILE``."""
+    from tagger_core.data.sources import parse_data_spec
+
+    out = [parse_data_spec(str(value)) for value in (*paths, *values)]
+    if not out:
+        raise click.UsageError("no data: give files as arguments or --data NAME=FILE")
+    return out
+
+
+def read_specs(
+    specs: Sequence[DataSpec], kwargs: dict[str, Any], taxonomy: Taxonomy | None = None
+) -> list[Record]:
+    from tagger_core.data.sources import read_spec
+
+    options = file_options(kwargs)
+    return [r for spec in specs for r in read_spec(spec, kwargs["data_format"], options, taxonomy)]
+
+
+def taxonomy_option(required: bool = True) -> Decorator:
+    return click.option(
+        "--taxonomy",
+        "taxonomy_name",
+        required=required,
+        help="Registered taxonomy name or a YAML/JSON file.",
+    )
+
+
+# -- building a tagger ---------------------------------------------------------------------
+
+
+def _encoder_help() -> str:
+    from tagger_core.registry import default_encoder_name
+
+    return f"Encoder plugin (see `tagger plugins --options`; default: {default_encoder_name()})."
+
+
+def _rule_help() -> str:
+    from tagger_core.registry import default_rule_name
+
+    multi, single = default_rule_name("multi-label"), default_rule_name("single-label")
+    return (
+        f"Decision rule (default: {multi} for multi-label taxonomies, fitted on the "
+        f"validation data; {single} for single-label ones)."
+    )
+
+
+def _model_help() -> str:
+    from tagger_core.registry import encoders
+
+    takers = [n for n in encoders().names() if encoders().get(n).model_param]
+    which = f" ({', '.join(takers)})" if takers else ""
+    return f"Pretrained model (local folder or hub id) for encoders that take one{which}."
+
+
+tagger_options = stack(
+    click.option("--encoder", cls=LiveHelpOption, live_help=_encoder_help),
+    click.option(
+        "-p",
+        "--param",
+        "encoder_params",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Encoder parameter (repeatable); `tagger plugins --options` lists them.",
+    ),
+    click.option("--model", cls=LiveHelpOption, live_help=_model_help),
+    click.option("--rule", cls=LiveHelpOption, live_help=_rule_help),
+    click.option(
+        "--rule-param",
+        "rule_params",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Rule parameter (repeatable).",
+    ),
+    click.option(
+        "--normalize",
+        "normalizers",
+        multiple=True,
+        help="Text normalizer applied before encoding, at training and prediction "
+        "(repeatable, in order).",
+    ),
+)
+
+
+def tagger_factory(taxonomy: Taxonomy | str, kwargs: dict[str, Any]) -> Callable[[], Tagger]:
+    """Builds untrained taggers from the ``tagger_options``; a bad encoder, rule or
+    parameter stops at once, before any work."""
+    from tagger_core.workflows.train import build_tagger
+
+    def make() -> Tagger:
+        return build_tagger(
+            taxonomy,
+            encoder=kwargs["encoder"],
+            encoder_params=parse_params(kwargs["encoder_params"], "--param"),
+            model=kwargs["model"],
+            rule=kwargs["rule"],
+            rule_params=parse_params(kwargs["rule_params"], "--rule-param"),
+            normalizers=kwargs["normalizers"],
+        )
+
+    make()
+    return make
+
+
+def _valid_ratio_help() -> str:
+    from tagger_core.workflows.train import DEFAULT_VALID_RATIO
+
+    return (
+        "Share of each training set held out to fit the decision rule and stop early "
+        f"(default: {DEFAULT_VALID_RATIO:g} when the rule is fitted on validation scores, else 0)."
+    )
+
+
+valid_ratio_option = click.option(
+    "--valid-ratio", type=float, cls=LiveHelpOption, live_help=_valid_ratio_help
+)
+
+# -- applying a tagger ---------------------------------------------------------------------
+
+rule_override_options = stack(
+    click.option("--rule", help="Override the saved decision rule for this call."),
+    click.option(
+        "--rule-param", "rule_params", multiple=True, help="Parameter of --rule, KEY=VALUE."
+    ),
+)
+
+
+def rule_override(rule: str | None, rule_params: tuple[str, ...]) -> DecisionRule[Any] | None:
+    from tagger_core.registry import make_rule
+
+    if rule is None:
+        if rule_params:
+            raise click.UsageError("--rule-param needs --rule")
+        return None
+    return make_rule(rule, parse_params(rule_params, "--rule-param"))
 
 
 def parse_params(values: Iterable[str], option: str) -> dict[str, Any]:
@@ -71,11 +264,18 @@ def parse_params(values: Iterable[str], option: str) -> dict[str, Any]:
     return params
 
 
+# -- writing -------------------------------------------------------------------------------
+
+
 def ensure_new_file(path: Path, force: bool) -> None:
     from tagger_core.errors import TaggerError
 
     if path.exists() and not force:
         raise TaggerError(f"{path} already exists; use --force to replace it")
+
+
+def percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
 def display_width(text: str) -> int:
@@ -113,38 +313,3 @@ def _numeric(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def read_all(
-    paths: Sequence[Path], kwargs: dict[str, Any], require_labels: bool = True
-) -> tuple[list[Record], list[DataFile]]:
-    from tagger_core.data.io import fingerprint, read_records
-
-    records: list[Record] = []
-    files = []
-    for path in paths:
-        batch = read_records(path, kwargs["data_format"], read_options(kwargs, require_labels))
-        records.extend(batch)
-        files.append(fingerprint(path, len(batch)))
-    return records, files
-
-
-def data_sources_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    """--data NAME=FILE (repeatable): a labelled file whose records get source NAME."""
-    return click.option(
-        "--data",
-        "data_values",
-        multiple=True,
-        metavar="NAME=FILE",
-        help="Labelled file from source NAME (repeatable); records keep their source.",
-    )(function)
-
-
-def collect_data_specs(paths: Iterable[str], values: Iterable[str]) -> list[DataSpec]:
-    """Positional files and ``--data`` values, each ``FILE`` or ``NAME=FILE``."""
-    from tagger_core.data.sources import parse_data_spec
-
-    out = [parse_data_spec(str(value)) for value in (*paths, *values)]
-    if not out:
-        raise click.UsageError("no data: give files as arguments or --data NAME=FILE")
-    return out

@@ -1,39 +1,95 @@
-"""`tagger plugins`, `tagger taxonomies` and `tagger taxonomy show|infer`."""
+"""`tagger plugins`: what is installed, what each plugin provides, and with --options every
+parameter of every component (``-p KEY=VALUE`` for encoders, ``--rule-param`` for rules)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
 
-from tagger_core.cli import cli
-from tagger_core.cli.options import data_options, ensure_new_file, format_table, read_options
+from tagger_core.cli.options import format_table
 
 
-@cli.command("plugins")
+def _component_options(collection: Any) -> list[dict[str, Any]]:
+    out = []
+    for name in collection.names():
+        component = collection.get(name)
+        out.append(
+            {
+                "kind": collection.kind,
+                "name": name,
+                "description": component.description,
+                "options": [vars(option) for option in component.options()],
+            }
+        )
+    return out
+
+
+def _print_options(entries: list[dict[str, Any]]) -> None:
+    for entry in entries:
+        click.echo(f"{entry['kind']} {entry['name']}: {entry['description']}")
+        if not entry["options"]:
+            click.echo("  (no parameters)")
+        else:
+            rows = [
+                [
+                    f"  {o['name']}",
+                    o["type"],
+                    json.dumps(o["default"], ensure_ascii=False),
+                    o["help"],
+                ]
+                for o in entry["options"]
+            ]
+            click.echo(format_table(["  PARAMETER", "TYPE", "DEFAULT", "HELP"], rows))
+        click.echo()
+
+
+@click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins_command(as_json: bool) -> None:
+@click.option(
+    "--options",
+    "show_options",
+    is_flag=True,
+    help="List every encoder's, rule's, normalizer's and data source's parameters with "
+    "their types and defaults.",
+)
+def plugins_command(as_json: bool, show_options: bool) -> None:
     """List installed plugins and what each provides."""
-    from tagger_core import plugins
+    from tagger_core import registry
 
-    manager = plugins.load_plugins()
+    if show_options:
+        entries = [
+            entry
+            for collection in (
+                registry.encoders(),
+                registry.decision_rules(),
+                registry.normalizers(),
+                registry.data_sources(),
+            )
+            for entry in _component_options(collection)
+        ]
+        if as_json:
+            click.echo(json.dumps(entries, ensure_ascii=False, indent=2))
+        else:
+            _print_options(entries)
+        return
+    manager = registry.load_plugins()
     provided: dict[str, dict[str, list[str]]] = {}
     for kind, collection in (
-        ("formats", plugins.data_sources()),
-        ("taxonomies", plugins.taxonomies()),
-        ("encoders", plugins.encoders()),
-        ("decision_rules", plugins.decision_rules()),
-        ("normalizers", plugins.normalizers()),
+        ("data_sources", registry.data_sources()),
+        ("taxonomies", registry.taxonomies()),
+        ("encoders", registry.encoders()),
+        ("decision_rules", registry.decision_rules()),
+        ("normalizers", registry.normalizers()),
     ):
         for registered in collection.items.values():
             provided.setdefault(registered.plugin, {}).setdefault(kind, []).append(registered.name)
-    for plugin_name, commands in plugins.commands_by_plugin().items():
+    for plugin_name, commands in registry.commands_by_plugin().items():
         provided.setdefault(plugin_name, {})["commands"] = commands
     listing: list[dict[str, Any]] = []
     for name, plugin in sorted(manager.list_name_plugin(), key=lambda item: item[0]):
-        distribution, version = plugins.plugin_distribution(name)
+        distribution, version = registry.plugin_distribution(name)
         hooks = sorted(caller.name for caller in manager.get_hookcallers(plugin) or [])
         listing.append(
             {
@@ -56,113 +112,4 @@ def plugins_command(as_json: bool) -> None:
             click.echo(f"  {kind.replace('_', ' ')}: {', '.join(names)}")
 
 
-@cli.command("taxonomies")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def taxonomies_command(as_json: bool) -> None:
-    """List the taxonomies that installed plugins provide."""
-    from tagger_core import plugins
-
-    collection = plugins.taxonomies()
-    rows = []
-    for name in collection.names():
-        registered = collection.items[name]
-        taxonomy = registered.item
-        rows.append(
-            [
-                name,
-                taxonomy.entity_type,
-                taxonomy.mode,
-                len(taxonomy.labels),
-                taxonomy.version,
-                registered.plugin,
-            ]
-        )
-    if as_json:
-        keys = ["name", "entity_type", "mode", "labels", "version", "plugin"]
-        click.echo(
-            json.dumps(
-                [dict(zip(keys, row, strict=True)) for row in rows], ensure_ascii=False, indent=2
-            )
-        )
-    elif rows:
-        click.echo(format_table(["NAME", "ENTITY", "MODE", "LABELS", "VERSION", "PLUGIN"], rows))
-    else:
-        click.echo("No taxonomies registered.")
-
-
-@cli.group("taxonomy")
-def taxonomy_group() -> None:
-    """Show a taxonomy, or infer a starting one from labelled data."""
-
-
-@taxonomy_group.command("show")
-@click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Print the taxonomy as JSON.")
-def taxonomy_show(name: str, as_json: bool) -> None:
-    """Show taxonomy NAME (a registered name or a YAML/JSON file)."""
-    from tagger_core.taxonomy import resolve_taxonomy
-
-    taxonomy = resolve_taxonomy(name)
-    if as_json:
-        click.echo(taxonomy.model_dump_json(indent=2))
-        return
-    click.echo(
-        f"{taxonomy.name} (version {taxonomy.version}): {taxonomy.entity_type}, {taxonomy.mode}, {len(taxonomy.labels)} labels"
-    )
-    if taxonomy.description:
-        click.echo(taxonomy.description)
-    click.echo()
-    click.echo(
-        format_table(
-            ["LABEL", "NAME", "DESCRIPTION"],
-            [[label.id, label.name or "", label.description] for label in taxonomy.labels],
-        )
-    )
-    constraints = taxonomy.constraints
-    notes = []
-    if constraints.exclusive:
-        notes.append(f"exclusive (stand alone): {', '.join(constraints.exclusive)}")
-    for group in constraints.exclusive_groups:
-        notes.append(f"at most one of: {', '.join(group)}")
-    if constraints.min_labels:
-        notes.append(f"at least {constraints.min_labels} label(s) per item")
-    if constraints.max_labels:
-        notes.append(f"at most {constraints.max_labels} label(s) per item")
-    if notes:
-        click.echo()
-        click.echo("Constraints: " + "; ".join(notes))
-
-
-@taxonomy_group.command("infer")
-@click.argument("data", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="YAML or JSON file to write.",
-)
-@click.option("--name", help="Taxonomy name (default: the output file's stem).")
-@click.option(
-    "--mode",
-    type=click.Choice(["multi-label", "single-label"]),
-    help="Default: single-label if every record has one label.",
-)
-@click.option("--force", is_flag=True, help="Replace an existing output file.")
-@data_options
-def taxonomy_infer(
-    data: tuple[Path, ...], output: Path, name: str | None, mode: Any, force: bool, **kwargs: Any
-) -> None:
-    """Write a starting taxonomy from the labels found in DATA files."""
-    from tagger_core.data.io import read_records
-    from tagger_core.taxonomy import infer_taxonomy, write_taxonomy
-
-    ensure_new_file(output, force)
-    records = [
-        r for path in data for r in read_records(path, kwargs["data_format"], read_options(kwargs))
-    ]
-    taxonomy = infer_taxonomy(records, name or output.stem, mode)
-    write_taxonomy(taxonomy, output)
-    click.echo(
-        f"Wrote {output}: {len(taxonomy.labels)} labels, {taxonomy.mode}, from {len(records)} records."
-    )
+COMMANDS = [plugins_command]

@@ -10,47 +10,67 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tagger_core.cli import cli
-from tagger_core.cli.options import data_options, ensure_new_file, parse_params, read_options
+from tagger_core.cli.options import (
+    data_options,
+    ensure_new_file,
+    file_options,
+    rule_override,
+    rule_override_options,
+)
 
 if TYPE_CHECKING:
     from tagger_core.schemas import Prediction, Taxonomy
     from tagger_core.tagger import Tagger
 
 PREDICT_BATCH = 2048
+DISPLAY_FIELD = "label_name"  # display names of the predicted labels, beside `label`
 
 
-def rule_override(rule: str | None, rule_params: tuple[str, ...]) -> Any:
-    from tagger_core.tagger import make_rule
-
-    if rule is None:
-        if rule_params:
-            raise click.UsageError("--rule-param needs --rule")
-        return None
-    return make_rule(rule, parse_params(rule_params, "--rule-param"))
+def _display(taxonomy: Taxonomy, label: str) -> str:
+    return taxonomy.label(label).display_name
 
 
-def _format_prediction(prediction: Prediction, taxonomy: Taxonomy) -> str:
+def format_prediction(prediction: Prediction, taxonomy: Taxonomy, display: bool) -> str:
+    """One line: the name, a tab, the labels with their scores."""
+
+    def shown(label: str) -> str:
+        name = _display(taxonomy, label)
+        return f"{label} · {name}" if display and name != label else label
+
     if prediction.labels:
         labels = ", ".join(
-            f"{label} ({prediction.scores[label]:.2f})" for label in prediction.labels
+            f"{shown(label)} ({prediction.scores[label]:.2f})" for label in prediction.labels
         )
     else:
         best = max(prediction.scores, key=prediction.scores.__getitem__)
-        labels = f"(no label; best: {best} {prediction.scores[best]:.2f})"
+        labels = f"(no label; best: {shown(best)} {prediction.scores[best]:.2f})"
     return f"{prediction.text}\t{labels}"
 
 
-def _echo_predictions(predictions: Iterable[Prediction], taxonomy: Taxonomy, as_json: bool) -> None:
+def prediction_fields(
+    prediction: Prediction, taxonomy: Taxonomy, label_field: str, display: bool
+) -> dict[str, Any]:
+    """The fields a prediction gets in every output: the same names on --json and in files."""
+    fields: dict[str, Any] = {"text": prediction.text, label_field: list(prediction.labels)}
+    if display:
+        fields[DISPLAY_FIELD] = [_display(taxonomy, label) for label in prediction.labels]
+    fields["scores"] = prediction.scores
+    return fields
+
+
+def _echo_predictions(
+    predictions: Iterable[Prediction], taxonomy: Taxonomy, as_json: bool, display: bool
+) -> None:
     for prediction in predictions:
         if as_json:
-            click.echo(json.dumps(prediction.model_dump(), ensure_ascii=False))
+            fields = prediction_fields(prediction, taxonomy, "label", display)
+            click.echo(json.dumps(fields, ensure_ascii=False))
         else:
-            click.echo(_format_prediction(prediction, taxonomy))
+            click.echo(format_prediction(prediction, taxonomy, display))
 
 
 def _predict_in_batches(tagger: Tagger, texts: list[str], rule: Any) -> list[Prediction]:
-    from tagger_core.progress import progress
+    from tagger_core.progress_bars import progress
 
     predictions: list[Prediction] = []
     with progress(total=len(texts), desc="predicting", unit="name") as bar:
@@ -61,7 +81,9 @@ def _predict_in_batches(tagger: Tagger, texts: list[str], rule: Any) -> list[Pre
     return predictions
 
 
-def interactive(tagger: Tagger, rule: Any, ask: Callable[[], str], as_json: bool) -> None:
+def interactive(
+    tagger: Tagger, rule: Any, ask: Callable[[], str], as_json: bool, display: bool = False
+) -> None:
     """Read names at a prompt until 'q', 'quit', 'exit' or end of input."""
     while True:
         try:
@@ -72,10 +94,11 @@ def interactive(tagger: Tagger, rule: Any, ask: Callable[[], str], as_json: bool
         if line.lower() in {"q", "quit", "exit"}:
             return
         if line:
-            _echo_predictions(tagger.predict([line], rule=rule), tagger.taxonomy, as_json)
+            predictions = tagger.predict([line], rule=rule)
+            _echo_predictions(predictions, tagger.taxonomy, as_json, display)
 
 
-@cli.command("predict")
+@click.command("predict")
 @click.argument("tagger_dir", metavar="TAGGER", type=click.Path(path_type=Path))
 @click.argument("texts", nargs=-1)
 @click.option(
@@ -83,7 +106,7 @@ def interactive(tagger: Tagger, rule: Any, ask: Callable[[], str], as_json: bool
     "--input",
     "input_path",
     type=click.Path(path_type=Path),
-    help="File of names to tag (any registered format).",
+    help="File of names to tag (any data source, or .txt with one name per line).",
 )
 @click.option(
     "-o",
@@ -91,10 +114,17 @@ def interactive(tagger: Tagger, rule: Any, ask: Callable[[], str], as_json: bool
     type=click.Path(path_type=Path),
     help="Write predictions to this file (format from suffix).",
 )
-@click.option("--output-format", help="Format of --output (default: from its suffix).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of text.")
-@click.option("--rule", help="Override the saved decision rule for this call.")
-@click.option("--rule-param", "rule_params", multiple=True, help="Parameter of --rule, KEY=VALUE.")
+@click.option("--output-format", help="Data source (file format) of --output.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON lines (fields as in output files)."
+)
+@click.option(
+    "--display",
+    is_flag=True,
+    help=f"Show the labels' display names (e.g. Chinese names) too; files get a "
+    f"'{DISPLAY_FIELD}' field.",
+)
+@rule_override_options
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @data_options
 def predict_command(
@@ -104,6 +134,7 @@ def predict_command(
     output: Path | None,
     output_format: str | None,
     as_json: bool,
+    display: bool,
     rule: str | None,
     rule_params: tuple[str, ...],
     force: bool,
@@ -125,10 +156,9 @@ def predict_command(
         ensure_new_file(output, force)
     tagger = Tagger.load(tagger_dir)
     override = rule_override(rule, rule_params)
+    options = file_options(kwargs, require_labels=False)
     if input_path is not None:
-        records = read_records(
-            input_path, kwargs["data_format"], read_options(kwargs, require_labels=False)
-        )
+        records = read_records(input_path, kwargs["data_format"], options)
     elif texts:
         records = [Record(text=t, file="arguments", row=i) for i, t in enumerate(texts, start=1)]
     elif not sys.stdin.isatty():
@@ -143,7 +173,7 @@ def predict_command(
         click.echo(
             f"Tagger '{tagger_dir}' ({tagger.taxonomy.name}). Type a name, q to quit.", err=True
         )
-        interactive(tagger, override, lambda: input("name> "), as_json)
+        interactive(tagger, override, lambda: input("name> "), as_json, display)
         return
     for record in records:
         if not record.text.strip():
@@ -152,23 +182,28 @@ def predict_command(
             )
     predictions = _predict_in_batches(tagger, [r.text for r in records], override)
     if output is None:
-        _echo_predictions(predictions, tagger.taxonomy, as_json)
+        _echo_predictions(predictions, tagger.taxonomy, as_json, display)
         return
-    out_records = [
-        Record(
-            text=record.text,
-            labels=tuple(prediction.labels),
-            id=record.id,
-            metadata={**record.metadata, "scores": prediction.scores},
+    out_records = []
+    for record, prediction in zip(records, predictions, strict=True):
+        fields = prediction_fields(prediction, tagger.taxonomy, options.label_field, display)
+        del fields["text"], fields[options.label_field]  # the record's own text and labels
+        out_records.append(
+            Record(
+                text=record.text,
+                labels=tuple(prediction.labels),
+                id=record.id,
+                metadata={**record.metadata, **fields},
+            )
         )
-        for record, prediction in zip(records, predictions, strict=True)
-    ]
-    out_options = read_options(kwargs)
     if input_path is not None and kwargs["label_field"] in {k for r in records for k in r.metadata}:
         raise DataError(
             "input already has a label column; predictions would overwrite it",
             file=input_path,
             field=kwargs["label_field"],
         )
-    write_records(output, out_records, output_format, out_options)
+    write_records(output, out_records, output_format, options)
     click.echo(f"Wrote {len(out_records)} predictions to {output}", err=True)
+
+
+COMMANDS = [predict_command]

@@ -6,42 +6,40 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from tagger_core import plugins
-from tagger_core.components import DataSource, ReadOptions
-from tagger_core.errors import DataError, PluginError
-from tagger_core.schemas import DataFile, Record
+from tagger_core.components import FileOptions
+from tagger_core.errors import DataError
+from tagger_core.registry import data_source_for
+from tagger_core.schemas import DataFile, Record, Taxonomy
+from tagger_core.taxonomy import LabelEncoder
 
 
-def data_source_for(path: Path, format: str | None = None) -> DataSource:
-    """The data source named ``format``, or the one whose suffix ``path`` has."""
-    sources = plugins.data_sources()
-    if format is not None:
-        return sources.get(format)()
-    suffix = path.suffix.lower()
-    for registered in sources.items.values():
-        if suffix in registered.item.suffixes:
-            return registered.item()
-    known = ", ".join(sorted(s for r in sources.items.values() for s in r.item.suffixes))
-    raise PluginError(
-        f"unknown file suffix '{suffix or '(none)'}' (known: {known}); choose one with --format",
-        file=path,
-    )
+def read_unchecked(path: str | Path, format: str | None, options: FileOptions) -> list[Record]:
+    """The records of ``path`` as its data source reads them, empty names included, so
+    that a checker can report them all instead of stopping at the first."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file does not exist" if not path.exists() else "not a file", file=path)
+    return data_source_for(path, format).read(path, options)
 
 
 def read_records(
-    path: str | Path, format: str | None = None, options: ReadOptions | None = None
+    path: str | Path,
+    format: str | None = None,
+    options: FileOptions | None = None,
+    taxonomy: Taxonomy | None = None,
 ) -> list[Record]:
-    """Every record of ``path``; empty texts are errors, never silently dropped."""
-    path = Path(path)
-    options = options or ReadOptions()
-    if not path.is_file():
-        raise DataError("file does not exist" if not path.exists() else "not a file", file=path)
-    records = data_source_for(path, format).read(path, options)
+    """Every record of ``path``; empty texts are errors, never silently dropped. With a
+    ``taxonomy``, labels are checked too, row by row, so the first bad row is reported."""
+    options = options or FileOptions()
+    records = read_unchecked(path, format, options)
+    labels = LabelEncoder(taxonomy) if taxonomy is not None else None
     for record in records:
         if not record.text.strip():
             raise DataError(
                 "empty text", file=record.file, row=record.row, field=options.text_field
             )
+        if labels is not None:
+            labels.columns(record, options.label_field)
     if not records:
         raise DataError("no records in file", file=path)
     return records
@@ -51,10 +49,10 @@ def write_records(
     path: str | Path,
     records: Sequence[Record],
     format: str | None = None,
-    options: ReadOptions | None = None,
+    options: FileOptions | None = None,
 ) -> None:
     path = Path(path)
-    data_source_for(path, format).write(path, list(records), options or ReadOptions())
+    data_source_for(path, format).write(path, list(records), options or FileOptions())
 
 
 def fingerprint(path: str | Path, rows: int) -> DataFile:
@@ -66,7 +64,7 @@ def fingerprint(path: str | Path, rows: int) -> DataFile:
 
 
 def record_from_fields(
-    fields: dict[str, object], *, file: Path, row: int, options: ReadOptions
+    fields: dict[str, object], *, file: Path, row: int, options: FileOptions
 ) -> Record:
     """A record from one parsed row, shared by all readers so they fail alike.
 
@@ -128,7 +126,7 @@ def record_from_fields(
     )
 
 
-def record_fields(record: Record, options: ReadOptions) -> dict[str, object]:
+def record_fields(record: Record, options: FileOptions) -> dict[str, object]:
     """The inverse of :func:`record_from_fields`, for writers."""
     fields: dict[str, object] = {}
     if record.id is not None:

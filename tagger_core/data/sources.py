@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tagger_core.components import ReadOptions
-from tagger_core.data.io import data_source_for, read_records
-from tagger_core.errors import DataError, TaggerError
-from tagger_core.schemas import Record
+from tagger_core.components import FileOptions
+from tagger_core.data.io import read_records, read_unchecked
+from tagger_core.errors import TaggerError
+from tagger_core.schemas import Record, Taxonomy
 
 SOURCE_FIELD = "source"
 # Source names end up in file names (valid-<source>.json): keep them to word characters.
@@ -67,26 +67,26 @@ def for_writing(record: Record) -> Record:
     return record.model_copy(update={"metadata": {**record.metadata, SOURCE_FIELD: record.source}})
 
 
-def read_spec(spec: DataSpec, format: str | None, options: ReadOptions) -> list[Record]:
+def read_spec(
+    spec: DataSpec, format: str | None, options: FileOptions, taxonomy: Taxonomy | None = None
+) -> list[Record]:
     """The records of one file, every one carrying the spec's source."""
     options = options.model_copy(update={"source": spec.source})
-    return [with_source(record, spec.source) for record in read_records(spec.path, format, options)]
+    records = read_records(spec.path, format, options, taxonomy)
+    return [with_source(record, spec.source) for record in records]
 
 
-def read_specs(specs: Sequence[DataSpec], format: str | None, options: ReadOptions) -> list[Record]:
+def read_specs(specs: Sequence[DataSpec], format: str | None, options: FileOptions) -> list[Record]:
     return [record for spec in specs for record in read_spec(spec, format, options)]
 
 
-def read_raw(spec: DataSpec, format: str | None, options: ReadOptions) -> list[Record]:
+def read_raw(spec: DataSpec, format: str | None, options: FileOptions) -> list[Record]:
     """Like :func:`read_spec` but keeps empty names, so that a checker can report them all
     instead of stopping at the first."""
-    if not spec.path.is_file():
-        raise DataError(
-            "file does not exist" if not spec.path.exists() else "not a file", file=spec.path
-        )
     options = options.model_copy(update={"source": spec.source})
-    records = data_source_for(spec.path, format).read(spec.path, options)
-    return [with_source(record, spec.source) for record in records]
+    return [
+        with_source(record, spec.source) for record in read_unchecked(spec.path, format, options)
+    ]
 
 
 def source_names(records: Sequence[Record]) -> list[str]:

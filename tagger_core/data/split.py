@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from tagger_core.components import ReadOptions
+from tagger_core.components import FileOptions
 from tagger_core.data.normalize import match_key
 from tagger_core.data.sources import for_writing, source_names
 from tagger_core.errors import TaggerError
@@ -491,7 +491,7 @@ def write_split(
     *,
     suffix: str = ".json",
     format: str | None = None,
-    options: ReadOptions | None = None,
+    options: FileOptions | None = None,
     force: bool = False,
 ) -> list[Path]:
     """One file per part (plus ``set-aside`` if any, and ``split.json``), sources kept in

@@ -66,7 +66,7 @@ class LabelCount(BaseModel):
     names: int = Field(default=0, description="distinct names (after normalisation) with the label")
 
 
-class Agreement(BaseModel):
+class SourceOverlap(BaseModel):
     """How two sources label the names they share."""
 
     a: str
@@ -85,7 +85,7 @@ class ValidationReport(BaseModel):
     names: int
     label_counts: list[LabelCount]
     unlabelled: int
-    agreement: list[Agreement] = Field(default_factory=list)
+    agreement: list[SourceOverlap] = Field(default_factory=list)
     problems: list[Problem]
 
     @property
@@ -354,7 +354,7 @@ def validate_records(
         label_counts=label_counts,
         unlabelled=unlabelled,
         agreement=[
-            Agreement(a=a, b=b, shared_names=n, identical=same)
+            SourceOverlap(a=a, b=b, shared_names=n, identical=same)
             for (a, b), (n, same) in agreement.items()
             if named_sources
         ],

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from tagger_core.evaluation.metrics import NONE_LABEL, Evaluation
 from tagger_core.evaluation.sweep import SweepPoint, best_point
 from tagger_core.schemas import Record, Taxonomy
+from tagger_core.scores import ScoreSpace
 
 # -- error listing ---------------------------------------------------------------------------
 
@@ -271,7 +272,7 @@ def plot_sweep(
                 alpha=0.8,
                 label=f"{_LABELS[key]}, tagger's rule",
             )
-    best = best_point(sweep, "micro_f1")
+    best = best_point(sweep, "micro_f1", "logit" if space == "logit" else "probability")
     top.axvline(best.threshold, color="#888", linestyle=":", linewidth=1)
     top.annotate(
         f"best micro F1 {best.micro_f1:.3f} at {best.threshold:g}",
@@ -446,11 +447,11 @@ class ReportInput:
     probabilities: np.ndarray
     errors: list[ErrorRow]
     sweep: list[SweepPoint]
-    sweep_space: str = "probability"
+    sweep_space: ScoreSpace = "probability"
     tagger_path: str = ""
     data_paths: list[str] = field(default_factory=list)
     encoder: str = ""
-    rule: dict[str, Any] = field(default_factory=dict)
+    rule: str = ""  # the decision rule's one-line description
     rule_overridden: bool = False
     validation_metrics: dict[str, Any] | None = None
     tagger_created: str | None = None
@@ -485,44 +486,6 @@ def _heat(value: float | None) -> str:
         return ""
     hue = int(120 * max(0.0, min(1.0, value)))
     return f' style="background:hsl({hue},70%,88%)"'
-
-
-_QUIET_PARAMS = {
-    "seed",
-    "repeats",
-    "folds",
-    "min_gain",
-    "shrinkage",
-    "min_positives",
-    "confidence",
-}
-_DEFAULT_PARAMS = {
-    "space": "probability",
-    "exclusive": True,
-    "beta": 1.0,
-    "min_probability": 0.0,
-    "objective": "label",
-}
-
-
-def describe_rule(rule: dict[str, Any]) -> str:
-    """A compact one-line description of a saved rule spec ``{name, params}``: the
-    parameters that differ from the usual defaults, wrapped rules inside."""
-    name = rule.get("name", "?")
-    params = dict(rule.get("params") or {})
-    inner = params.pop("inner", None)
-    thresholds = params.pop("thresholds", None)
-    shown = [
-        f"{key} {value}"
-        for key, value in params.items()
-        if key not in _QUIET_PARAMS and _DEFAULT_PARAMS.get(key, object()) != value
-    ]
-    if isinstance(thresholds, dict):
-        shown.append(f"{len(thresholds)} label(s) with their own threshold")
-    text = name + (f" ({', '.join(shown)})" if shown else "")
-    if isinstance(inner, dict):
-        text += f" of {describe_rule(inner)}"
-    return text
 
 
 def _findings(data: ReportInput) -> list[str]:
@@ -569,7 +532,7 @@ def _findings(data: ReportInput) -> list[str]:
             text += ", and each truly has none."
         out.append(text)
     if data.sweep and e.mode == "multi-label":
-        best = best_point(data.sweep, "micro_f1")
+        best = best_point(data.sweep, "micro_f1", data.sweep_space)
         if e.micro_f1 > best.micro_f1 + 0.005:
             verdict = f"the tagger's rule does better ({e.micro_f1:.3f})"
         elif e.micro_f1 >= best.micro_f1 - 0.005:
@@ -793,9 +756,7 @@ def render_report(data: ReportInput) -> str:
         plot_pr = _img(
             plot_pr_curves(data.truth, data.probabilities, data.pred, e, t), "precision-recall"
         )
-    rule = describe_rule(data.rule) + (
-        " — overridden for this evaluation" if data.rule_overridden else ""
-    )
+    rule = data.rule + (" — overridden for this evaluation" if data.rule_overridden else "")
     data_names = ", ".join(data.data_paths) or "(in memory)"
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     trained = f", trained on {data.train_rows} rows" if data.train_rows else ""

@@ -11,15 +11,16 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
 
-from tagger_core.evaluation.metrics import quick_figures
-from tagger_core.scores import Scores
+from tagger_core.evaluation.metrics import LOWER_IS_BETTER, quick_figures
+from tagger_core.scores import Scores, ScoreSpace
 
-Space = Literal["probability", "logit"]
+# The global probability thresholds that the sweep, the report and `tagger optimize` all
+# try: one grid, so that the report's "best global threshold" is one optimize tries too.
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 … 0.95
 
 SWEEP_COLUMNS = (
     "threshold",
@@ -52,15 +53,20 @@ class SweepPoint(BaseModel):
     predicted_per_row: float
 
 
-def default_thresholds(space: Space) -> np.ndarray:
+def default_thresholds(space: ScoreSpace) -> np.ndarray:
     if space == "probability":
-        return np.round(np.arange(0.02, 0.99, 0.02), 4)
+        return np.array(THRESHOLDS)
     return np.round(np.arange(-5.0, 5.01, 0.25), 4)
 
 
-def decisions_at(scores: Scores, threshold: float, space: Space) -> np.ndarray:
+def neutral_threshold(space: ScoreSpace) -> float:
+    """Where a threshold leans neither way: 0.5 as a probability, 0 as a logit."""
+    return 0.5 if space == "probability" else 0.0
+
+
+def decisions_at(scores: Scores, threshold: float, space: ScoreSpace) -> np.ndarray:
     """The 0/1 matrix a global ``threshold`` gives (see the module docstring)."""
-    values = scores.probabilities if space == "probability" else scores.logits
+    values = scores.values(space)
     if scores.mode == "single-label":
         best = np.argmax(values, axis=1)
         chosen = np.zeros(values.shape, dtype=bool)
@@ -83,18 +89,44 @@ def threshold_sweep(
     scores: Scores,
     truth: np.ndarray,
     thresholds: Sequence[float] | np.ndarray | None = None,
-    space: Space = "probability",
+    space: ScoreSpace = "probability",
 ) -> list[SweepPoint]:
     grid = default_thresholds(space) if thresholds is None else np.asarray(thresholds, float)
     return [point(truth, decisions_at(scores, float(t), space), float(t)) for t in grid]
 
 
-def best_point(sweep: Sequence[SweepPoint], objective: str = "micro_f1") -> SweepPoint:
-    """The sweep point with the best ``objective`` (the lowest threshold among ties)."""
-    lower = objective in ("hamming_loss", "empty_predictions")
-    values = np.array([getattr(p, objective) for p in sweep], dtype=float)
-    index = int(np.argmin(values) if lower else np.argmax(values))
+def _best_index(
+    values: Sequence[float], thresholds: Sequence[float], objective: str, neutral: float
+) -> int:
+    """The best value's index; among ties, the threshold nearest ``neutral``."""
+    sign = -1.0 if objective in LOWER_IS_BETTER else 1.0
+    signed = sign * np.asarray(values, dtype=float)
+    ties = np.flatnonzero(signed >= signed.max() - 1e-12)
+    distance = np.abs(np.asarray(thresholds, dtype=float)[ties] - neutral)
+    return int(ties[np.argmin(distance)])
+
+
+def best_point(
+    sweep: Sequence[SweepPoint], objective: str = "micro_f1", space: ScoreSpace = "probability"
+) -> SweepPoint:
+    """The sweep point with the best ``objective`` (nearest the neutral threshold among
+    ties), chosen exactly as :func:`best_global_threshold` chooses."""
+    values = [getattr(p, objective) for p in sweep]
+    index = _best_index(values, [p.threshold for p in sweep], objective, neutral_threshold(space))
     return sweep[index]
+
+
+def best_global_threshold(
+    scores: Scores,
+    truth: np.ndarray,
+    objective: str = "micro_f1",
+    grid: Sequence[float] = THRESHOLDS,
+) -> float:
+    """The global probability threshold of ``grid`` with the best ``objective`` on these
+    rows (nearest 0.5 among ties)."""
+    truth = np.asarray(truth) > 0.5
+    values = [quick_figures(truth, scores.probabilities >= t)[objective] for t in grid]
+    return float(grid[_best_index(values, grid, objective, neutral_threshold("probability"))])
 
 
 def write_sweep_csv(path: Path, sweep: Sequence[SweepPoint]) -> None:

@@ -15,8 +15,7 @@ import tagger_hotels
 from click.testing import CliRunner
 from tagger_hotels.cli import count_labels
 
-from tagger_core import Tagger, read_records, resolve_taxonomy
-from tagger_core.plugins import load_plugins
+from tagger_core import Tagger, load_plugins, read_records, resolve_taxonomy
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import combinations
-from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
@@ -21,9 +20,11 @@ from tagger_core.data.normalize import match_key
 from tagger_core.data.sources import source_names
 from tagger_core.data.split import split_by_source
 from tagger_core.errors import TaggerError
-from tagger_core.evaluation.crossval import quiet_training, train_tagger
+from tagger_core.progress_bars import progress
 from tagger_core.schemas import Record, Taxonomy
+from tagger_core.tagger import Tagger
 from tagger_core.taxonomy import label_matrix
+from tagger_core.workflows.train import quiet_training, train_held_out
 
 ALL_SOURCES = "all"
 
@@ -49,7 +50,7 @@ class LabelAgreement(BaseModel):
     kappa: float | None  # None: undefined (neither source uses the label on shared names)
 
 
-class Agreement(BaseModel):
+class SourceAgreement(BaseModel):
     a: str
     b: str
     shared_names: int
@@ -66,7 +67,7 @@ class Comparison(BaseModel):
     parts: dict[str, int]  # rows per part of the split
     set_aside: int
     cells: list[Cell]
-    agreement: list[Agreement]
+    agreement: list[SourceAgreement]
     warnings_suppressed: int = 0
 
     def cell(self, train: str, eval: str) -> Cell:
@@ -99,7 +100,7 @@ def shared_names(records: Sequence[Record], a: str, b: str) -> list[tuple[Record
     return [(pair[a], pair[b]) for pair in firsts.values() if a in pair and b in pair]
 
 
-def agreement(records: Sequence[Record], taxonomy: Taxonomy, a: str, b: str) -> Agreement:
+def agreement(records: Sequence[Record], taxonomy: Taxonomy, a: str, b: str) -> SourceAgreement:
     pairs = shared_names(records, a, b)
     matrix_a = label_matrix([p[0] for p in pairs], taxonomy).astype(int)
     matrix_b = label_matrix([p[1] for p in pairs], taxonomy).astype(int)
@@ -116,7 +117,7 @@ def agreement(records: Sequence[Record], taxonomy: Taxonomy, a: str, b: str) -> 
             )
         )
     kappas = [label.kappa for label in labels if label.kappa is not None]
-    return Agreement(
+    return SourceAgreement(
         a=a,
         b=b,
         shared_names=len(pairs),
@@ -129,7 +130,7 @@ def agreement(records: Sequence[Record], taxonomy: Taxonomy, a: str, b: str) -> 
 def compare_sources(
     records: Sequence[Record],
     taxonomy: Taxonomy,
-    make_tagger: Callable[[], Any],
+    make_tagger: Callable[[], Tagger],
     *,
     ratios: Sequence[float] | None = None,
     seed: int = 0,
@@ -142,10 +143,8 @@ def compare_sources(
     ``ratios`` default to 4 for training and 1 per source; ``combined`` adds a tagger
     trained on all sources together. Each tagger's decision rule is fitted on a
     validation part of its own training records (``valid_ratio``, see
-    :func:`tagger_core.evaluation.crossval.valid_ratio_for`).
+    :func:`tagger_core.workflows.train.valid_ratio_for`).
     """
-    from tagger_core.progress import progress
-
     sources = source_names(records)
     if len(sources) < 2:
         raise TaggerError(
@@ -167,7 +166,7 @@ def compare_sources(
         for name, train_records in progress(trainers, desc="compare", unit="tagger"):
             if not train_records:
                 raise TaggerError(f"source '{name}' has no record among the training names")
-            tagger, n_train, n_valid = train_tagger(
+            tagger, n_train, n_valid = train_held_out(
                 make_tagger, train_records, taxonomy, valid_ratio=valid_ratio, seed=seed
             )
             for source in sources:

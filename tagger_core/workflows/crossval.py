@@ -7,20 +7,19 @@ name is trained on and evaluated at once.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
-from tagger_core.data.split import arrange, group_by_name, group_labels, hold_out, stratify
+from tagger_core.data.split import arrange, group_by_name, group_labels, stratify
 from tagger_core.errors import TaggerError
+from tagger_core.progress_bars import progress
 from tagger_core.schemas import Record, Taxonomy
+from tagger_core.tagger import Tagger
 from tagger_core.taxonomy import label_matrix
-
-log = logging.getLogger("tagger")
+from tagger_core.workflows.train import quiet_training, train_held_out
 
 # Figures summarised as mean ± std, in display order.
 SUMMARY_METRICS = (
@@ -86,88 +85,30 @@ def summarise(folds: Sequence[Fold]) -> dict[str, MeanStd]:
     return out
 
 
-class _Counter(logging.Filter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        self.count += 1
-        return False
-
-
-@contextmanager
-def quiet_training() -> Iterator[_Counter]:
-    """Hold back the per-run training warnings (labels without examples in a fold…) that
-    would repeat k times; they are counted, and shown with -v."""
-    counter = _Counter()
-    if log.isEnabledFor(logging.INFO):  # -v: show everything
-        yield counter
-        return
-    log.addFilter(counter)
-    try:
-        yield counter
-    finally:
-        log.removeFilter(counter)
-
-
-DEFAULT_VALID_RATIO = 0.2
-
-
-def valid_ratio_for(tagger: Any, valid_ratio: float | None) -> float:
-    """The validation share of each training set: as asked, or by default 0.2 when the
-    decision rule is fitted on validation scores (as in `tagger train --valid`), else 0."""
-    if valid_ratio is None:
-        return DEFAULT_VALID_RATIO if tagger.rule.fittable else 0.0
-    if not 0.0 <= valid_ratio < 1.0:
-        raise TaggerError(f"--valid-ratio must be in [0, 1), got {valid_ratio}")
-    return valid_ratio
-
-
-def train_tagger(
-    make_tagger: Callable[[], Any],
-    records: Sequence[Record],
-    taxonomy: Taxonomy,
-    *,
-    valid_ratio: float | None,
-    seed: int,
-) -> tuple[Any, int, int]:
-    """A new tagger trained on ``records`` (less a validation part, see
-    :func:`valid_ratio_for`); returns it with the train and validation row counts."""
-    tagger = make_tagger()
-    train: list[Record] = list(records)
-    valid: list[Record] = []
-    ratio = valid_ratio_for(tagger, valid_ratio)
-    if ratio > 0:
-        train, valid = hold_out(train, ratio, taxonomy, seed)
-    tagger.train(train, valid or None, seed=seed)
-    return tagger, len(train), len(valid)
-
-
 def cross_validate(
     records: Sequence[Record],
     taxonomy: Taxonomy,
-    make_tagger: Callable[[], Any],
+    make_tagger: Callable[[], Tagger],
     *,
     k: int = 5,
     seed: int = 0,
     valid_ratio: float | None = None,
+    on_fold: Callable[[Fold], None] | None = None,
 ) -> CrossValidation:
     """Train ``make_tagger()`` k times, each time testing on one fold.
 
     A stratified validation part of each training set (``valid_ratio``, see
-    :func:`valid_ratio_for`) fits the decision rule and lets encoders stop early.
+    :func:`tagger_core.workflows.train.valid_ratio_for`) fits the decision rule and lets
+    encoders stop early. ``on_fold`` hears of each fold as soon as it is done.
     """
-    from tagger_core.progress import progress
-
     folds = fold_of_records(records, taxonomy, k, seed)
     results: list[Fold] = []
-    tagger: Any = None
+    tagger: Tagger | None = None
     with quiet_training() as suppressed:
         for fold in progress(range(k), desc="cross-validation", unit="fold"):
             test = [r for r, f in zip(records, folds, strict=True) if f == fold]
             train = [r for r, f in zip(records, folds, strict=True) if f != fold]
-            tagger, n_train, n_valid = train_tagger(
+            tagger, n_train, n_valid = train_held_out(
                 make_tagger, train, taxonomy, valid_ratio=valid_ratio, seed=seed + fold
             )
             evaluation = tagger.evaluate(test)
@@ -182,6 +123,9 @@ def cross_validate(
                     metrics=metrics,
                 )
             )
+            if on_fold is not None:
+                on_fold(results[-1])
+    assert tagger is not None
     manifest = tagger.manifest()
     return CrossValidation(
         k=k,

@@ -1,0 +1,135 @@
+"""Training workflows: build a tagger from plugin names, train it and save it once; train
+many taggers quietly (for cross-validation and source comparison)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tagger_core.data.split import hold_out
+from tagger_core.errors import PluginError, TaggerError
+from tagger_core.registry import default_encoder_name, encoders
+from tagger_core.schemas import DataFile, Record, Taxonomy
+from tagger_core.tagger import NormalizerSpec, Tagger
+
+log = logging.getLogger("tagger")
+
+DEFAULT_VALID_RATIO = 0.2
+
+
+def build_tagger(
+    taxonomy: str | Path | Taxonomy,
+    *,
+    encoder: str | None = None,
+    encoder_params: dict[str, Any] | None = None,
+    model: str | None = None,
+    rule: str | None = None,
+    rule_params: dict[str, Any] | None = None,
+    normalizers: Sequence[NormalizerSpec] = (),
+) -> Tagger:
+    """An untrained tagger; ``model`` sets the pretrained model of encoders that take one
+    (the parameter the encoder names in ``model_param``)."""
+    params = dict(encoder_params or {})
+    if model is not None:
+        encoder = encoder or default_encoder_name()
+        key = encoders().get(encoder).model_param
+        if key is None:
+            raise PluginError(f"encoder '{encoder}' takes no pretrained model (--model)")
+        if key in params and params[key] != model:
+            raise TaggerError(f"--model and -p {key}=… name different models; give one")
+        params[key] = model
+    return Tagger.create(
+        taxonomy,
+        encoder=encoder,
+        encoder_params=params,
+        rule=rule,
+        rule_params=rule_params,
+        normalizers=normalizers,
+    )
+
+
+def check_output(output: Path, force: bool) -> None:
+    """Refuse an existing target before any training, not after."""
+    if output.exists() and not force:
+        raise TaggerError(f"{output} already exists; use --force to replace it")
+
+
+def train_and_save(
+    tagger: Tagger,
+    train: Sequence[Record],
+    valid: Sequence[Record],
+    output: Path,
+    *,
+    seed: int = 0,
+    force: bool = False,
+    train_files: Sequence[DataFile] = (),
+    valid_files: Sequence[DataFile] = (),
+) -> bool:
+    """Train, then save from the primary process only (every process of a distributed run
+    trains); True where this process saved."""
+    check_output(output, force)
+    if not valid and tagger.encoder.is_primary():
+        log.warning("no --valid file: the tagger is saved without validation metrics")
+    tagger.train(train, valid, seed=seed, train_files=train_files, valid_files=valid_files)
+    if not tagger.encoder.is_primary():
+        return False
+    tagger.save(output, force=force)
+    return True
+
+
+class _Counter(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.count += 1
+        return False
+
+
+@contextmanager
+def quiet_training() -> Iterator[_Counter]:
+    """Hold back the per-run training warnings (labels without examples in a fold…) that
+    would repeat for every tagger; they are counted, and shown with -v."""
+    counter = _Counter()
+    if log.isEnabledFor(logging.INFO):  # -v: show everything
+        yield counter
+        return
+    log.addFilter(counter)
+    try:
+        yield counter
+    finally:
+        log.removeFilter(counter)
+
+
+def valid_ratio_for(tagger: Tagger, valid_ratio: float | None) -> float:
+    """The validation share of each training set: as asked, or by default 0.2 when the
+    decision rule is fitted on validation scores (as in `tagger train --valid`), else 0."""
+    if valid_ratio is None:
+        return DEFAULT_VALID_RATIO if tagger.rule.fittable else 0.0
+    if not 0.0 <= valid_ratio < 1.0:
+        raise TaggerError(f"--valid-ratio must be in [0, 1), got {valid_ratio}")
+    return valid_ratio
+
+
+def train_held_out(
+    make_tagger: Callable[[], Tagger],
+    records: Sequence[Record],
+    taxonomy: Taxonomy,
+    *,
+    valid_ratio: float | None,
+    seed: int,
+) -> tuple[Tagger, int, int]:
+    """A new tagger trained on ``records`` less a validation part (see
+    :func:`valid_ratio_for`); returns it with the train and validation row counts."""
+    tagger = make_tagger()
+    train: list[Record] = list(records)
+    valid: list[Record] = []
+    ratio = valid_ratio_for(tagger, valid_ratio)
+    if ratio > 0:
+        train, valid = hold_out(train, ratio, taxonomy, seed)
+    tagger.train(train, valid or None, seed=seed)
+    return tagger, len(train), len(valid)
