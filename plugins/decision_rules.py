@@ -40,18 +40,17 @@ from tagger_core import (
 
 log = logging.getLogger("tagger")
 
-Space = ScoreSpace
 # Probabilities are clipped this far from 0 and 1 before taking their logit.
 _EPS = 1e-12
 # Bootstrap resamples of the validation rows that measure how sure a label's gain is.
 _BOOTSTRAP = 200
 
 
-def _default_threshold(space: Space) -> float:
+def _default_threshold(space: ScoreSpace) -> float:
     return 0.5 if space == "probability" else 0.0
 
 
-def _check_threshold(value: float, space: Space) -> None:
+def _check_threshold(value: float, space: ScoreSpace) -> None:
     if space == "probability" and not 0.0 < value < 1.0:
         raise ValueError("a probability threshold lies strictly between 0 and 1")
 
@@ -78,7 +77,7 @@ class ThresholdParams(BaseModel):
     threshold: float | None = Field(
         default=None, description="default 0.5 in probability space, 0.0 in logit space"
     )
-    space: Space = "probability"
+    space: ScoreSpace = "probability"
 
     @model_validator(mode="after")
     def _default_and_range(self) -> ThresholdParams:
@@ -123,7 +122,7 @@ class ThresholdRule(DecisionRule[ThresholdParams]):
 class PerLabelParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    space: Space = "probability"
+    space: ScoreSpace = "probability"
     default: float | None = Field(
         default=None,
         description="global threshold for labels without their own "

@@ -51,6 +51,7 @@ def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Saved tagger" in result.stdout  # rank 0 only saves and reports
     assert result.stdout.count("Saved tagger") == 1
+    assert result.stderr.count("Training 'bert' on") == 1  # the start-up line too
 
     state = json.loads((out / "encoder" / "tagger_bert.json").read_text(encoding="utf-8"))
     assert state["training"]["world_size"] == 2

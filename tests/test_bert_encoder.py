@@ -524,3 +524,17 @@ def test_cli_train_shows_progress_with_loss_and_epoch_metrics(
     assert [x.split(":")[0] for x in lines] == ["epoch 1/2", "epoch 2/2"]
     assert all("train loss" in x and "valid loss" in x and "exact match" in x for x in lines)
     assert "fine-tuning" not in result.stdout and "epoch 1/2" not in result.stdout
+
+
+def test_scoring_many_names_shows_a_bar(
+    single: Tagger, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tagger evaluate` on thousands of names is not silent: scoring has its own bar once
+    the names fill more than one batch."""
+    monkeypatch.setenv("TAGGER_PROGRESS", "1")
+    records = bf.records(300, seed=3)  # more than eval_batch_size (256)
+    single.evaluate(records)
+    err = capsys.readouterr().err
+    assert "bert: scoring" in err and "300/300" in err
+    single.predict(TEXTS)  # one batch: no bar
+    assert "bert: scoring" not in capsys.readouterr().err

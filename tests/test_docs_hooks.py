@@ -175,16 +175,18 @@ def test_examples_work_end_to_end(hotels_source: None, tmp_path: Path) -> None:
         assert registry.taxonomies().get("hotels").entity_type == "hotel"
         assert registry.taxonomies().get("room-types").mode == "single-label"
 
-        # register_data_sources: names to tag from a .txt file.
-        from tagger_core import FileOptions, read_records
+        # register_data_sources: a name list, labels after a tab.
+        from tagger_core import DataError, FileOptions, read_records
 
-        names_file = tmp_path / "names.txt"
-        names_file.write_text("汉庭酒店(北京西单店)\n\n三亚亚龙湾度假酒店\n", encoding="utf-8")
+        names_file = tmp_path / "names.lst"
+        names_file.write_text("汉庭酒店(北京西单店)\tbudget\n\n三亚亚龙湾度假酒店\n", "utf-8")
         records = read_records(names_file, options=FileOptions(require_labels=False))
-        assert [(r.text, r.row) for r in records] == [
-            ("汉庭酒店(北京西单店)", 1),
-            ("三亚亚龙湾度假酒店", 3),
+        assert [(r.text, r.labels, r.row) for r in records] == [
+            ("汉庭酒店(北京西单店)", ("budget",), 1),
+            ("三亚亚龙湾度假酒店", (), 3),
         ]
+        with pytest.raises(DataError, match="row 3, field 'label': no labels after a tab"):
+            read_records(names_file)
 
         # register_normalizers + register_encoders + register_decision_rules in one tagger.
         tagger = Tagger.create(

@@ -7,16 +7,17 @@ from typing import Any
 
 import click
 
-from tagger_core.cli.options import data_options, read_all, tagger_factory, tagger_options
+from tagger_core.cli.options import (
+    data_options,
+    read_all,
+    tagger_factory,
+    tagger_options,
+    taxonomy_option,
+)
 
 
 @click.command("train")
-@click.option(
-    "--taxonomy",
-    "taxonomy_name",
-    required=True,
-    help="Registered taxonomy name or a YAML/JSON file.",
-)
+@taxonomy_option()
 @click.option(
     "--train",
     "train_paths",

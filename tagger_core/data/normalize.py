@@ -40,7 +40,11 @@ def _opencc(config: str) -> Any:
     return opencc.OpenCC(config)
 
 
-def to_simplified(text: str, config: str = "t2s") -> str:
+# OpenCC's generic Traditional → Simplified conversion.
+OPENCC_TO_SIMPLIFIED = "t2s"
+
+
+def to_simplified(text: str, config: str = OPENCC_TO_SIMPLIFIED) -> str:
     """Traditional → Simplified Chinese with OpenCC (``t2s``, or ``hk2s``/``tw2s`` for
     Hong Kong and Taiwan variants)."""
     return str(_opencc(config).convert(text))

@@ -525,8 +525,8 @@ def _findings(data: ReportInput) -> list[str]:
         text = f"{e.empty_predictions} rows ({share}) get no label"
         if missed:
             text += (
-                f"; {missed} of them truly have labels — the at-least-one rule would give "
-                "each its best-scoring label."
+                f"; {missed} of them truly have labels — a rule that never leaves a row "
+                "empty would give each its best-scoring label (`tagger optimize` tries one)."
             )
         else:
             text += ", and each truly has none."
