@@ -3,12 +3,14 @@ on each labelling source, test on each) and `tagger cv` (k-fold cross-validation
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tagger_core.cli.options import (
+    Decorator,
     collect_data_specs,
     data_options,
     data_sources_option,
@@ -16,17 +18,66 @@ from tagger_core.cli.options import (
     format_table,
     percent,
     read_specs,
+    stack,
     tagger_factory,
     tagger_options,
     taxonomy_option,
     valid_ratio_option,
 )
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from tagger_core.schemas import Record, Taxonomy
+    from tagger_core.tagger import Tagger
+
 # -- compare ----------------------------------------------------------------------------
 
 
 def _kappa(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+def experiment_options(what: str) -> Decorator:
+    """What both experiments take after their own options: how to build each tagger, the
+    validation share, and where the result goes."""
+    return stack(
+        tagger_options,
+        valid_ratio_option,
+        click.option(
+            "--metrics-file",
+            type=click.Path(path_type=Path, dir_okay=False),
+            help=f"Write {what} as JSON here.",
+        ),
+        click.option("--json", "as_json", is_flag=True, help=f"Print {what} as JSON."),
+        click.option("--force", is_flag=True, help="Replace an existing --metrics-file."),
+        data_options,
+    )
+
+
+def prepare(
+    data: tuple[str, ...], data_values: tuple[str, ...], taxonomy_name: str, kwargs: dict[str, Any]
+) -> tuple[Taxonomy, Callable[[], Tagger], list[Record]]:
+    """Refuse an existing --metrics-file, then the taxonomy, a tagger factory (a bad encoder
+    or rule stops here) and the records, checked against the taxonomy."""
+    from tagger_core.registry import resolve_taxonomy
+
+    if kwargs["metrics_file"] is not None:
+        ensure_new_file(kwargs["metrics_file"], kwargs["force"])
+    taxonomy = resolve_taxonomy(taxonomy_name)
+    make_tagger = tagger_factory(taxonomy, kwargs)
+    records = read_specs(collect_data_specs(data, data_values), kwargs, taxonomy)
+    return taxonomy, make_tagger, records
+
+
+def emit(result: BaseModel, kwargs: dict[str, Any]) -> bool:
+    """Write the result to --metrics-file, and print it with --json (True then)."""
+    text = result.model_dump_json(indent=2)
+    if kwargs["metrics_file"] is not None:
+        kwargs["metrics_file"].write_text(text + "\n", encoding="utf-8")
+    if kwargs["as_json"]:
+        click.echo(text)
+    return bool(kwargs["as_json"])
 
 
 def print_comparison(comparison: Any) -> None:
@@ -87,16 +138,7 @@ def print_comparison(comparison: Any) -> None:
 )
 @click.option("--seed", default=0, show_default=True, help="Random seed (split and training).")
 @click.option("--combined", is_flag=True, help="Also train on all sources together.")
-@tagger_options
-@valid_ratio_option
-@click.option(
-    "--metrics-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the comparison as JSON here.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
-@click.option("--force", is_flag=True, help="Replace an existing --metrics-file.")
-@data_options
+@experiment_options("the comparison")
 def compare_command(
     data: tuple[str, ...],
     data_values: tuple[str, ...],
@@ -105,9 +147,6 @@ def compare_command(
     seed: int,
     combined: bool,
     valid_ratio: float | None,
-    metrics_file: Path | None,
-    as_json: bool,
-    force: bool,
     **kwargs: Any,
 ) -> None:
     """Train on each source's labels and evaluate on each source's held-out names.
@@ -119,14 +158,9 @@ def compare_command(
     far the sources agree on the names they share (per-label Cohen's kappa).
     """
     from tagger_core.data.split import parse_ratios
-    from tagger_core.registry import resolve_taxonomy
     from tagger_core.workflows.compare import compare_sources
 
-    if metrics_file is not None:
-        ensure_new_file(metrics_file, force)
-    taxonomy = resolve_taxonomy(taxonomy_name)
-    make_tagger = tagger_factory(taxonomy, kwargs)
-    records = read_specs(collect_data_specs(data, data_values), kwargs, taxonomy)
+    taxonomy, make_tagger, records = prepare(data, data_values, taxonomy_name, kwargs)
     comparison = compare_sources(
         records,
         taxonomy,
@@ -136,18 +170,14 @@ def compare_command(
         combined=combined,
         valid_ratio=valid_ratio,
     )
-    text = comparison.model_dump_json(indent=2)
-    if metrics_file is not None:
-        metrics_file.write_text(text + "\n", encoding="utf-8")
-    if as_json:
-        click.echo(text)
-    else:
-        print_comparison(comparison)
-        if comparison.warnings_suppressed:
-            click.echo()
-            click.echo(
-                f"({comparison.warnings_suppressed} training warnings held back; -v shows them.)"
-            )
+    if emit(comparison, kwargs):
+        return
+    print_comparison(comparison)
+    if comparison.warnings_suppressed:
+        click.echo()
+        click.echo(
+            f"({comparison.warnings_suppressed} training warnings held back; -v shows them.)"
+        )
 
 
 # -- cv ---------------------------------------------------------------------------------
@@ -210,16 +240,7 @@ def print_cross_validation(result: Any) -> None:
 @taxonomy_option()
 @click.option("-k", "--folds", "k", default=5, show_default=True, help="Number of folds.")
 @click.option("--seed", default=0, show_default=True, help="Random seed (folds and training).")
-@tagger_options
-@valid_ratio_option
-@click.option(
-    "--metrics-file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write per-fold metrics and the summary as JSON here.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("--force", is_flag=True, help="Replace an existing --metrics-file.")
-@data_options
+@experiment_options("per-fold metrics and the summary")
 def cv_command(
     data: tuple[str, ...],
     data_values: tuple[str, ...],
@@ -227,9 +248,6 @@ def cv_command(
     k: int,
     seed: int,
     valid_ratio: float | None,
-    metrics_file: Path | None,
-    as_json: bool,
-    force: bool,
     **kwargs: Any,
 ) -> None:
     """k-fold cross-validation, stratified for multi-label data: mean ± std per metric.
@@ -237,14 +255,9 @@ def cv_command(
     All records of one name (after normalisation) stay in one fold.
     """
     from tagger_core.progress_bars import note
-    from tagger_core.registry import resolve_taxonomy
     from tagger_core.workflows.crossval import cross_validate
 
-    if metrics_file is not None:
-        ensure_new_file(metrics_file, force)
-    taxonomy = resolve_taxonomy(taxonomy_name)
-    make_tagger = tagger_factory(taxonomy, kwargs)
-    records = read_specs(collect_data_specs(data, data_values), kwargs, taxonomy)
+    taxonomy, make_tagger, records = prepare(data, data_values, taxonomy_name, kwargs)
 
     def fold_done(fold: Any) -> None:
         m = fold.metrics
@@ -263,15 +276,11 @@ def cv_command(
         valid_ratio=valid_ratio,
         on_fold=fold_done,
     )
-    text = result.model_dump_json(indent=2)
-    if metrics_file is not None:
-        metrics_file.write_text(text + "\n", encoding="utf-8")
-    if as_json:
-        click.echo(text)
-    else:
-        print_cross_validation(result)
-        if metrics_file is not None:
-            click.echo(f"Per-fold metrics: {metrics_file}")
+    if emit(result, kwargs):
+        return
+    print_cross_validation(result)
+    if kwargs["metrics_file"] is not None:
+        click.echo(f"Per-fold metrics: {kwargs['metrics_file']}")
 
 
 COMMANDS = [compare_command, cv_command]

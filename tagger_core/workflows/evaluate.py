@@ -43,10 +43,6 @@ class EvaluationFiles:
     sweep_space: ScoreSpace = "probability"
     top_errors: int = 50
 
-    def paths(self) -> list[Path]:
-        named = (self.metrics, self.results, self.errors, self.sweep, self.sweep_plot)
-        return [p for p in (*named, self.dump, self.report) if p is not None]
-
 
 @dataclass
 class EvaluationRun:
