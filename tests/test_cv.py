@@ -50,6 +50,47 @@ def test_folds_are_stratified_equal_and_keep_names_together() -> None:
     assert len(homes) == 1
 
 
+def test_labels_with_fewer_names_than_folds_stay_in_every_training_part() -> None:
+    data = records(6)
+    data += [
+        Record(text="孤一", labels=("Villages", "Others")),  # the only name of... see below
+        Record(text="双一", labels=("Water Parks",)),
+        Record(text="双二", labels=("Water Parks",)),
+    ]
+    data = [r for r in data if "Water Parks" not in r.labels or r.text.startswith("双")]
+    data = [r for r in data if "Villages" not in r.labels or r.text == "孤一"]
+    for seed in range(4):
+        folds = fold_of_records(data, ATTRACTIONS, 5, seed)
+        fold_of = {r.text: int(f) for r, f in zip(data, folds, strict=True)}
+        assert fold_of["孤一"] == -1  # Villages' only name: trained on in every fold
+        assert fold_of["双一"] != fold_of["双二"]  # each fold trains on one Water Parks name
+        for fold in range(5):
+            trained = {label for r, f in zip(data, folds, strict=True) if f != fold
+                       for label in r.labels}  # fmt: skip
+            assert trained == set(LABELS)
+
+
+def test_the_fold_table_names_the_untested_labels(runner: CliRunner, tmp_path: Path) -> None:
+    data = [r for r in records(6) if "Villages" not in r.labels]
+    data.append(Record(text="孤一", labels=("Villages",)))
+    path = write_json(
+        tmp_path / "d.json", [{"text": r.text, "label": list(r.labels)} for r in data]
+    )
+    result = runner.invoke(cli, ["cv", str(path), "--taxonomy", "attractions", "-k", "3"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "Not tested: 1 label(s) with one name each, kept in every fold's training part "
+        "(1 records): Villages"
+    ) in result.stdout
+    as_json = json.loads(
+        runner.invoke(
+            cli, ["cv", str(path), "--taxonomy", "attractions", "-k", "3", "--json"]
+        ).stdout
+    )
+    assert as_json["untested_labels"] == ["Villages"] and as_json["always_trained"] == 1
+    assert sum(fold["test_rows"] for fold in as_json["folds"]) == len(data) - 1
+
+
 def test_too_few_names_or_folds() -> None:
     with pytest.raises(TaggerError, match="too few for 5 folds"):
         fold_of_records(records(1)[:3], ATTRACTIONS, 5, seed=0)

@@ -193,26 +193,35 @@ def print_split(split: Split, files: Sequence[Path]) -> None:
         for name, per_source in zip(split.names, sources, strict=True):
             listing = ", ".join(f"{source} {n}" for source, n in per_source.items())
             click.echo(f"{name}: {listing}")
-    rare = split.too_rare()
-    if rare:
+    placement = split.rare_placement()
+    if placement:
         click.echo()
         click.echo(
-            f"* {len(rare)} label(s) have fewer names than parts and cannot be in every part "
-            "(placed in the first parts, training first)."
+            f"* {len(placement)} label(s) have fewer names than parts, so they cannot be in "
+            "every part; each went to the earliest parts, training first:"
         )
-    untrainable = [
-        label.id
-        for label, row in zip(split.taxonomy.labels, counts, strict=True)
-        if sum(row) and row[0] == 0
-    ]
+        by_parts: dict[tuple[str, ...], list[str]] = {}
+        for rare_label, held_in in placement.items():
+            by_parts.setdefault(tuple(held_in), []).append(rare_label)
+        for where_parts, rare_labels in sorted(by_parts.items(), key=lambda item: len(item[0])):
+            where = " and ".join(where_parts) if len(where_parts) > 1 else f"{where_parts[0]} only"
+            click.echo(f"  {where}: {', '.join(rare_labels)}")
+    untrainable = [name for name, held_in in placement.items() if split.names[0] not in held_in]
     if untrainable:
         click.echo(f"  Not in {split.names[0]} (cannot be learned): {', '.join(untrainable)}")
     if missing:
         click.echo()
-        click.echo(
-            "! Missing from a part although it has enough names (no move kept every other "
-            "label in place): " + "; ".join(f"{label} in {part}" for label, part in split.missing())
-        )
+        click.echo("! Missing from a part although it has enough names:")
+        total_of = dict(zip(split.taxonomy.label_ids, totals, strict=True))
+        for absent, part in split.missing():
+            held = split.held_by_rare(absent)
+            why = (
+                f"{held} of its {total_of[absent]} names also carry labels with fewer names than "
+                "parts, which go to training first"
+                if held
+                else "no move kept every other label in place"
+            )
+            click.echo(f"  {absent} in {part} ({why})")
     if split.set_aside:
         click.echo()
         click.echo(f"Set aside {len(split.set_aside)} records: {split.set_aside_reason}.")

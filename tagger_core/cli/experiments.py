@@ -230,6 +230,12 @@ def print_cross_validation(result: Any) -> None:
         "VALID: held out of TRAIN to fit the decision rule; EMPTY: share of test names "
         "given no label; std: sample standard deviation."
     )
+    if result.untested_labels:
+        click.echo(
+            f"Not tested: {len(result.untested_labels)} label(s) with one name each, kept in "
+            f"every fold's training part ({result.always_trained} records): "
+            + ", ".join(result.untested_labels)
+        )
     if result.warnings_suppressed:
         click.echo(f"({result.warnings_suppressed} training warnings held back; -v shows them.)")
 

@@ -4,10 +4,12 @@ Three rules, each fixing a problem of the reference notebook:
 
 - Stratification is iterative (Sechidis et al. 2011, from the `iterative-stratification`
   package), so that each part gets its share of every label, rare ones included.
-- After stratifying, a repair pass brings part sizes to their ratios (stratification only
-  approximates them) and moves names so that every label with at least as many examples
-  as there are parts appears in every part (stratification alone may leave a 3-example
-  label out of a 4:1:1 split's smallest part).
+- After stratifying, a repair pass sends the names of labels with fewer names than parts
+  to the earliest parts (training first: a label only seen at evaluation cannot be
+  learned), brings part sizes to their ratios (stratification only approximates them) and
+  moves names so that every label with at least as many examples as there are parts
+  appears in every part (stratification alone may leave a 3-example label out of a 4:1:1
+  split's smallest part).
 - The unit of splitting is a *name*: all records whose names match after normalisation
   (`tagger_core.data.normalize.match_key`) stay in one part, so that a name labelled by two
   sources, or written in Traditional and in Simplified characters, never lands both in
@@ -67,6 +69,12 @@ def group_labels(matrix: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndar
     return np.stack([matrix[list(group)].any(axis=0) for group in groups]).astype(bool)
 
 
+def only_names(labels: np.ndarray) -> np.ndarray:
+    """Which groups (rows of a G × L label matrix) are the only name of some label: they
+    must stay in training, or the label is never learned."""
+    return np.asarray(labels[:, labels.sum(axis=0) == 1].any(axis=1), dtype=bool)
+
+
 def stratify(labels: np.ndarray, ratios: Sequence[float], seed: int) -> np.ndarray:
     """The part index of each row of ``labels`` (n × L, 0/1), by iterative stratification.
 
@@ -122,12 +130,38 @@ class _Placement:
         )
         self.eligible = self.totals >= self.n_parts
         self.protected = self.required.copy()
+        self.fixed = np.zeros(len(assign), dtype=bool)  # pinned groups: never moved
         self.counts = np.stack(
             [views[p][assign == p].sum(axis=0) for p in range(self.n_parts)]
         ).astype(float)
 
+    def pin_rare(self) -> None:
+        """Send the names of labels with fewer names than parts to the earliest parts —
+        training, then validation, then test — whatever stratification preferred for their
+        other labels, and keep them there. Rarest labels first, so a name that carries
+        several rare labels goes where the rarest needs it: training wins for all of them."""
+        union = np.asarray(self.views.any(axis=0), dtype=bool)
+        rare = (self.totals > 0) & (self.totals < self.n_parts)
+        rare_count = union[:, rare].sum(axis=1)
+        pinned = np.full(len(self.assign), -1)
+        for label in sorted(np.flatnonzero(rare), key=lambda j: (self.totals[j], j)):
+            groups = np.flatnonzero(union[:, label])
+            covered = {int(pinned[g]) for g in groups if pinned[g] >= 0}
+            needed = [p for p in range(int(self.totals[label])) if p not in covered]
+            free = sorted(
+                (int(g) for g in groups if pinned[g] < 0),
+                key=lambda g: (-int(rare_count[g]), int(self.assign[g]), g),
+            )
+            for i, group in enumerate(free):
+                pinned[group] = needed[i] if i < len(needed) else 0  # training wins
+        for moved in np.flatnonzero(pinned >= 0):
+            self.move(int(moved), int(pinned[moved]))
+        self.fixed = pinned >= 0
+
     def spare(self, part: int, group: int) -> bool:
         """Whether ``part`` keeps every protected label it holds without ``group``."""
+        if self.fixed[group]:
+            return False
         held = self.views[part, group] & self.protected[part] & (self.counts[part] > 0)
         return bool(np.all(self.counts[part][held] >= 2))
 
@@ -137,22 +171,24 @@ class _Placement:
         self.assign[group] = to
         self.counts[to] += self.views[to, group]
 
-    def balance(self, shares: np.ndarray) -> None:
-        """Bring part sizes to within one name of their shares (iterative stratification
-        only approximates them), each move the one that least disturbs label proportions."""
+    def balance(self, shares: np.ndarray, weights: np.ndarray) -> None:
+        """Bring part sizes in records (``weights``: records per group) to within one
+        record of their shares where the names allow (iterative stratification only
+        approximates them): while a group can move from the largest surplus to the largest
+        shortfall and bring both nearer their targets, move the one that least disturbs
+        label proportions."""
         n_groups = len(self.assign)
-        targets = shares * n_groups
+        targets = shares * weights.sum()
         wanted = shares[:, None] * self.totals[None, :]
         for _ in range(n_groups):
-            sizes = np.bincount(self.assign, minlength=self.n_parts)
+            sizes = np.bincount(self.assign, weights=weights, minlength=self.n_parts)
             excess = sizes - targets
             p, q = int(np.argmax(excess)), int(np.argmin(excess))
-            if excess[p] < 1 or excess[q] > -1:
-                return
+            gap = excess[p] - excess[q]
             candidates = [
                 int(g)
                 for g in np.flatnonzero(self.assign == p)
-                if self.prefer[q, g] and self.spare(p, int(g))
+                if weights[g] < gap - 1e-9 and self.prefer[q, g] and self.spare(p, int(g))
             ]
             if not candidates:
                 return
@@ -221,14 +257,19 @@ def arrange(
     views: np.ndarray,
     shares: Sequence[float],
     prefer: np.ndarray | None = None,
+    weights: Sequence[int] | None = None,
 ) -> None:
-    """Fix a stratified assignment (group → part, changed in place): part sizes to their
-    ``shares``, then every label with at least as many names as parts into every part."""
+    """Fix a stratified assignment (group → part, changed in place): labels with fewer
+    names than parts into the earliest parts, part sizes to their ``shares``, then every
+    label with at least as many names as parts into every part. ``weights`` are the
+    records of each group (default 1): sizes are balanced in records."""
     if prefer is None:
         prefer = np.ones(views.shape[:2], dtype=bool)
     placement = _Placement(assign, views, prefer)
+    placement.pin_rare()
     share_array = np.asarray(shares, dtype=float)
-    placement.balance(share_array / share_array.sum())
+    sizes = np.ones(len(assign)) if weights is None else np.asarray(weights, dtype=float)
+    placement.balance(share_array / share_array.sum(), sizes)
     placement.cover()
 
 
@@ -236,10 +277,12 @@ def hold_out(
     records: Sequence[Record], ratio: float, taxonomy: Taxonomy, seed: int = 0
 ) -> tuple[list[Record], list[Record]]:
     """(rest, held out): about ``ratio`` of the names, stratified, for a validation part
-    inside a training set (to fit decision rules or stop early)."""
+    inside a training set (to fit decision rules or stop early). The only name of a label
+    stays in the rest: a label must be trained on before it can be validated."""
     groups = group_by_name(records)
     labels = group_labels(label_matrix(records, taxonomy), groups)
-    chosen = set(stratified_take(range(len(groups)), round(ratio * len(groups)), labels, seed))
+    pool = [int(g) for g in np.flatnonzero(~only_names(labels))]
+    chosen = set(stratified_take(pool, round(ratio * len(groups)), labels, seed))
     rest = [records[i] for g, group in enumerate(groups) if g not in chosen for i in group]
     held = [records[i] for g, group in enumerate(groups) if g in chosen for i in group]
     return rest, held
@@ -290,6 +333,23 @@ class Split:
             if 0 < total < len(self.parts)
         ]
 
+    def rare_placement(self) -> dict[str, list[str]]:
+        """Where each label with fewer names than parts went: label → the parts holding it
+        (the earliest parts, training first)."""
+        counts = dict(zip(self.taxonomy.label_ids, self.label_counts(), strict=True))
+        return {
+            label: [name for name, n in zip(self.names, counts[label], strict=True) if n]
+            for label in self.too_rare()
+        }
+
+    def held_by_rare(self, label: str) -> int:
+        """Names of ``label`` that also carry a label with fewer names than parts: those go
+        to the earliest parts first, so they cannot cover ``label`` elsewhere."""
+        records = [r for part in self.parts for r in part]
+        rare = set(self.too_rare())
+        keys = {match_key(r.text) for r in records if label in r.labels and rare & set(r.labels)}
+        return len(keys - {""})
+
     def missing(self) -> list[tuple[str, str]]:
         """(label, part) pairs where a label with enough names is still absent."""
         totals = self.name_totals()
@@ -332,6 +392,7 @@ class Split:
                 for label, row in zip(self.taxonomy.labels, counts, strict=True)
             ],
             "too_rare": self.too_rare(),
+            "rare_placement": self.rare_placement(),
             "missing": [{"label": label, "part": part} for label, part in self.missing()],
         }
 
@@ -366,7 +427,7 @@ def split_records(
     labels = group_labels(matrix, groups)
     assign = stratify(labels, ratios, seed)
     views = np.broadcast_to(labels, (len(ratios), *labels.shape))
-    arrange(assign, views, ratios)
+    arrange(assign, views, ratios, weights=[len(group) for group in groups])
     return _build(records, groups, assign, part_names, taxonomy, ratios, seed)
 
 
@@ -467,7 +528,7 @@ def split_by_source(
         chosen = stratified_take(rest, int(targets[test]), union, seed)
         assign[chosen] = test
         free[chosen] = False
-    arrange(assign, views, ratios, prefer)
+    arrange(assign, views, ratios, prefer)  # sizes in names: records are set aside by source
 
     group_of = {i: g for g, group in enumerate(groups) for i in group}
 

@@ -2,7 +2,9 @@
 
 Folds are built like `tagger split` parts: stratified on every label by iterative
 stratification, with all records of one (normalised) name in the same fold, so that no
-name is trained on and evaluated at once.
+name is trained on and evaluated at once. A label with fewer names than folds stays in
+every fold's training part where the data allows: its names go to different folds, and the
+name of a label that has only one is kept in every training part (never tested).
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from tagger_core.data.split import arrange, group_by_name, group_labels, stratify
+from tagger_core.data.split import arrange, group_by_name, group_labels, only_names, stratify
 from tagger_core.errors import TaggerError
 from tagger_core.progress_bars import progress
 from tagger_core.schemas import Record, Taxonomy
@@ -55,20 +57,39 @@ class CrossValidation(BaseModel):
     folds: list[Fold]
     summary: dict[str, MeanStd]
     warnings_suppressed: int = 0
+    # Records kept in every fold's training part (the only name of some label), and the
+    # labels that no fold could test for that reason.
+    always_trained: int = 0
+    untested_labels: list[str] = Field(default_factory=list)
+
+
+ALWAYS_TRAINED = -1  # the fold of a record that is in every fold's training part
 
 
 def fold_of_records(records: Sequence[Record], taxonomy: Taxonomy, k: int, seed: int) -> np.ndarray:
-    """The fold (0..k-1) of each record: stratified by label, every label with at least
-    k names in every fold, all records of a name in one fold."""
+    """The fold (0..k-1) of each record: stratified by label, every label with at least k
+    names in every fold, all records of a name in one fold. A label with fewer names than
+    folds has them in different folds (so every training part holds one), and the name of
+    a label with only one is in no fold (:data:`ALWAYS_TRAINED`): always trained on."""
     groups = group_by_name(records)
     if k < 2:
         raise TaggerError(f"-k must be at least 2, got {k}")
     if len(groups) < k:
         raise TaggerError(f"{len(groups)} distinct names are too few for {k} folds")
     labels = group_labels(label_matrix(records, taxonomy), groups)
-    group_folds = stratify(labels, [1.0] * k, seed)
+    folded = np.flatnonzero(~only_names(labels))
+    if len(folded) < k:
+        raise TaggerError(
+            f"{len(folded)} of {len(groups)} names can be tested (the others are the only "
+            f"name of a label, kept in training): too few for {k} folds"
+        )
+    group_folds = np.full(len(groups), ALWAYS_TRAINED)
+    part = labels[folded]
+    assign = stratify(part, [1.0] * k, seed)
     # Equal fold sizes, and every label with at least k names in every fold.
-    arrange(group_folds, np.broadcast_to(labels, (k, *labels.shape)), [1.0] * k)
+    sizes = [len(groups[g]) for g in folded]
+    arrange(assign, np.broadcast_to(part, (k, *part.shape)), [1.0] * k, weights=sizes)
+    group_folds[folded] = assign
     folds = np.empty(len(records), dtype=int)
     for group, fold in zip(groups, group_folds, strict=True):
         folds[group] = fold
@@ -127,6 +148,12 @@ def cross_validate(
                 on_fold(results[-1])
     assert tagger is not None
     manifest = tagger.manifest()
+    kept = [r for r, f in zip(records, folds, strict=True) if f == ALWAYS_TRAINED]
+    tested = label_matrix([r for r, f in zip(records, folds, strict=True) if f >= 0], taxonomy)
+    present = label_matrix(records, taxonomy).sum(axis=0) > 0
+    untested = [
+        label.id for j, label in enumerate(taxonomy.labels) if present[j] and not tested[:, j].any()
+    ]
     return CrossValidation(
         k=k,
         seed=seed,
@@ -141,4 +168,6 @@ def cross_validate(
         folds=results,
         summary=summarise(results),
         warnings_suppressed=suppressed.count,
+        always_trained=len(kept),
+        untested_labels=untested,
     )
