@@ -22,7 +22,7 @@ from tagger_core.cli.options import (
     file_options,
     format_table,
     percent,
-    read_specs,
+    read_data,
     taxonomy_option,
 )
 
@@ -285,7 +285,7 @@ def split_command(
     ratio_list = parse_ratios(ratios)
     taxonomy = resolve_taxonomy(taxonomy_name) if taxonomy_name else None
     specs = collect_data_specs(data, data_values)
-    records = read_specs(specs, kwargs)
+    records = read_data(specs, kwargs)
     if by_source:
         if names:
             raise click.UsageError(

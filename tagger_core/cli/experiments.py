@@ -17,7 +17,7 @@ from tagger_core.cli.options import (
     ensure_new_file,
     format_table,
     percent,
-    read_specs,
+    read_data,
     stack,
     tagger_factory,
     tagger_options,
@@ -66,7 +66,7 @@ def prepare(
         ensure_new_file(kwargs["metrics_file"], kwargs["force"])
     taxonomy = resolve_taxonomy(taxonomy_name)
     make_tagger = tagger_factory(taxonomy, kwargs)
-    records = read_specs(collect_data_specs(data, data_values), kwargs, taxonomy)
+    records = read_data(collect_data_specs(data, data_values), kwargs, taxonomy)
     return taxonomy, make_tagger, records
 
 

@@ -121,13 +121,13 @@ def collect_data_specs(paths: Iterable[str], values: Iterable[str]) -> list[Data
     return out
 
 
-def read_specs(
+def read_data(
     specs: Sequence[DataSpec], kwargs: dict[str, Any], taxonomy: Taxonomy | None = None
 ) -> list[Record]:
-    from tagger_core.data.sources import read_spec
+    """The records of ``specs`` read with the ``data_options``."""
+    from tagger_core.data.sources import read_specs
 
-    options = file_options(kwargs)
-    return [r for spec in specs for r in read_spec(spec, kwargs["data_format"], options, taxonomy)]
+    return read_specs(specs, kwargs["data_format"], file_options(kwargs), taxonomy)
 
 
 def taxonomy_option(required: bool = True) -> Decorator:

@@ -76,8 +76,14 @@ def read_spec(
     return [with_source(record, spec.source) for record in records]
 
 
-def read_specs(specs: Sequence[DataSpec], format: str | None, options: FileOptions) -> list[Record]:
-    return [record for spec in specs for record in read_spec(spec, format, options)]
+def read_specs(
+    specs: Sequence[DataSpec],
+    format: str | None,
+    options: FileOptions,
+    taxonomy: Taxonomy | None = None,
+) -> list[Record]:
+    """The records of every file, in order, each carrying its spec's source."""
+    return [record for spec in specs for record in read_spec(spec, format, options, taxonomy)]
 
 
 def read_raw(spec: DataSpec, format: str | None, options: FileOptions) -> list[Record]:
