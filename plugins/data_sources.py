@@ -88,11 +88,12 @@ class JsonLinesSource(DataSource):
 
 
 def _flat_fields(record: Record, options: FileOptions) -> dict[str, object]:
-    """Fields for a table: labels joined, nested metadata (scores) as ``key:sub`` columns."""
+    """Fields for a table: label lists joined by the separator, nested metadata (scores)
+    as ``key:sub`` columns."""
     flat: dict[str, object] = {}
     for key, value in record_fields(record, options).items():
-        if key == options.label_field and isinstance(value, list):
-            flat[key] = options.label_sep.join(value)
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            flat[key] = options.label_sep.join(value)  # labels, predicted labels
         elif isinstance(value, dict):
             flat.update({f"{key}:{sub}": subvalue for sub, subvalue in value.items()})
         elif isinstance(value, list):
@@ -255,6 +256,7 @@ class TextLinesSource(DataSource):
     name = "txt"
     description = "Plain text, one name per line, no labels (blank lines are skipped)."
     suffixes: ClassVar[tuple[str, ...]] = (".txt",)
+    writable = False
 
     def read(self, path: Path, options: FileOptions) -> list[Record]:
         if options.require_labels:
@@ -270,11 +272,7 @@ class TextLinesSource(DataSource):
         ]
 
     def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
-        raise DataError(
-            "plain text holds names only: write labelled output as .jsonl, .json, .csv, "
-            ".tsv or .xlsx",
-            file=path,
-        )
+        raise DataError("plain text holds names only and cannot be written", file=path)
 
 
 @hookimpl

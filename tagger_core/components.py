@@ -108,6 +108,7 @@ class FileOptions(BaseModel):
     require_labels: bool = True
     source: str | None = None
     sheet: str | None = None
+    write_labels: bool = True  # False: written files get no label field (unlabelled input)
 
 
 class DataSource(Component[P]):
@@ -115,6 +116,8 @@ class DataSource(Component[P]):
 
     kind: ClassVar[str] = "data source"
     suffixes: ClassVar[tuple[str, ...]] = ()
+    # False for formats that only hold names to tag: refused as an output before any work.
+    writable: ClassVar[bool] = True
 
     @abstractmethod
     def read(self, path: Path, options: FileOptions) -> list[Record]:

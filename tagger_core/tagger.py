@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from tagger_core.components import DecisionRule, Encoder, Normalizer
 from tagger_core.errors import DataError, ModelError, TaggerError, validation_problem
 from tagger_core.evaluation.metrics import Evaluation, evaluate_matrices
+from tagger_core.files import check_parent
 from tagger_core.registry import (
     default_encoder_name,
     default_rule_name,
@@ -84,6 +85,17 @@ def _normalizer(spec: NormalizerSpec) -> Normalizer[Any]:
     if isinstance(spec, str):
         return make_normalizer(spec)
     return make_normalizer(*spec)
+
+
+def check_tagger_target(path: Path, force: bool) -> None:
+    """Refuse, before any training, a folder that cannot take a saved tagger: an existing
+    one without ``force``, anything that is not a tagger folder, an unwritable parent."""
+    if path.exists():
+        if not force:
+            raise TaggerError(f"{path} already exists; use --force to replace it")
+        if not path.is_dir() or (any(path.iterdir()) and not (path / MANIFEST).is_file()):
+            raise TaggerError(f"{path} exists and is not a tagger directory; not replacing it")
+    check_parent(path)
 
 
 class Tagger:
@@ -274,11 +286,7 @@ class Tagger:
     def save(self, path: str | Path, *, force: bool = False) -> Path:
         """Write into a temporary sibling folder, then rename: never half-written."""
         path = Path(path)
-        if path.exists():
-            if not force:
-                raise TaggerError(f"{path} already exists; use --force to replace it")
-            if not path.is_dir() or (any(path.iterdir()) and not (path / MANIFEST).is_file()):
-                raise TaggerError(f"{path} exists and is not a tagger directory; not replacing it")
+        check_tagger_target(path, force)
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(
             tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)

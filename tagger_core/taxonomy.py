@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from tagger_core.errors import DataError, TaxonomyError, closest, validation_problem
+from tagger_core.files import write_text
 from tagger_core.schemas import Label, Mode, Record, Taxonomy
 
 TAXONOMY_SUFFIXES = (".yaml", ".yml", ".json")
@@ -130,8 +131,8 @@ def write_taxonomy(taxonomy: Taxonomy, path: Path) -> None:
     data = taxonomy.model_dump(mode="json", exclude_defaults=True)
     data = {"name": taxonomy.name, "mode": taxonomy.mode, **data}
     if path.suffix.lower() == ".json":
-        path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        write_text(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
         return
     import yaml
 
-    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    write_text(path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False))

@@ -9,9 +9,9 @@ import openpyxl
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import EXAMPLES, one_line_error
+from conftest import EXAMPLES, one_line_error, write_json
 
-from tagger_core import Tagger, read_records
+from tagger_core import FileOptions, Tagger, read_records
 from tagger_core.cli import cli
 from tagger_core.cli.predict import interactive
 
@@ -110,13 +110,49 @@ def test_predict_file_to_file_in_every_format(
     out = tmp_path / f"predictions{suffix}"
     result = runner.invoke(cli, ["predict", str(model), "-i", str(names), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    back = read_records(out)
+    back = read_records(out, options=FileOptions(label_field="predicted"))
     assert [(r.id, r.text) for r in back] == [("1", "故宫博物院"), ("2", "海洋公园")]
     assert "Museums & Galleries" in back[0].labels
+    assert "label" not in back[0].metadata  # unlabelled input: no label field invented
     line = one_line_error(
         runner.invoke(cli, ["predict", str(model), "-i", str(names), "-o", str(out)])
     )
     assert "already exists; use --force" in line
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl", ".csv", ".tsv", ".xlsx"])
+def test_predicting_a_labelled_file_keeps_its_gold_labels_and_fields(
+    runner: CliRunner, model: Path, tmp_path: Path, suffix: str
+) -> None:
+    rows = [
+        {"text": "故宫博物院", "label": ["Museums & Galleries", "Others"], "city": "北京"},
+        {"text": "海洋公园", "label": ["Playgrounds"], "city": "香港"},
+    ]
+    labelled = write_json(tmp_path / "labelled.json", rows)
+    out = tmp_path / f"tagged{suffix}"
+    result = runner.invoke(cli, ["predict", str(model), "-i", str(labelled), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    gold = read_records(out)  # the label field is still the input's own labels
+    assert [(r.text, list(r.labels), r.metadata["city"]) for r in gold] == [
+        (row["text"], row["label"], row["city"]) for row in rows
+    ]
+    predicted = read_records(out, options=FileOptions(label_field="predicted"))
+    assert "Museums & Galleries" in predicted[0].labels
+    printed = runner.invoke(cli, ["predict", str(model), "-i", str(labelled), "--json"])
+    line = json.loads(printed.stdout.splitlines()[0])
+    assert list(line) == ["text", "label", "city", "predicted", "scores"]
+    assert line["label"] == rows[0]["label"]
+
+
+def test_an_input_field_named_like_a_prediction_is_not_overwritten(
+    runner: CliRunner, model: Path, tmp_path: Path
+) -> None:
+    data = write_json(tmp_path / "d.json", [{"text": "故宫", "predicted": ["x"]}])
+    line = one_line_error(runner.invoke(cli, ["predict", str(model), "-i", str(data), "--json"]))
+    assert line == (
+        f"Error: {data}, row 1, field 'predicted': the input already has a 'predicted' "
+        "field; predictions would overwrite it"
+    )
 
 
 def test_interactive_prompt_until_q(model: Path, capsys) -> None:

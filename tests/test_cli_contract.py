@@ -161,7 +161,10 @@ def test_predict_reads_plain_text_one_name_per_line(model: Path, tmp_path: Path)
     line = one_line_error(
         runner.invoke(cli, ["predict", str(model), "-i", str(names), "-o", str(tmp_path / "o.txt")])
     )
-    assert line.startswith(f"Error: {tmp_path / 'o.txt'}: plain text holds names only")
+    assert line == (
+        f"Error: {tmp_path / 'o.txt'}: the txt data source holds names only and cannot be "
+        "written; write to .jsonl, .json, .csv, .tsv or .xlsx"
+    )
     line = one_line_error(
         runner.invoke(cli, ["train", "--taxonomy", "attractions", "--train", str(names), "-o", "x"])
     )
@@ -177,10 +180,11 @@ def test_json_lines_and_files_use_the_same_field_names(model: Path, tmp_path: Pa
     written = runner.invoke(cli, ["predict", str(model), "故宫博物院", "--display", "-o", str(out)])
     assert written.exit_code == 0, written.output
     row = json.loads(out.read_text(encoding="utf-8"))
-    assert list(line) == ["text", "label", "label_name", "scores"]
+    assert list(line) == ["text", "predicted", "predicted_name", "scores"]
     assert set(row) == set(line)
-    assert row["label"] == line["label"] and row["label_name"] == line["label_name"]
-    assert "Museums & Galleries" in line["label"] and "博物馆与美术馆" in line["label_name"]
+    assert row["predicted"] == line["predicted"]
+    assert row["predicted_name"] == line["predicted_name"]
+    assert "Museums & Galleries" in line["predicted"] and "博物馆与美术馆" in line["predicted_name"]
 
 
 def test_predictions_show_display_names(model: Path) -> None:
@@ -337,7 +341,15 @@ def test_a_helper_process_neither_announces_nor_saves(
 
 
 def test_model_option_needs_an_encoder_that_takes_one(toy_file: Path, tmp_path: Path) -> None:
-    args = ["train", "--taxonomy", "attractions", "--train", str(toy_file), "-o", str(tmp_path)]
+    args = [
+        "train",
+        "--taxonomy",
+        "attractions",
+        "--train",
+        str(toy_file),
+        "-o",
+        str(tmp_path / "m"),
+    ]
     line = one_line_error(CliRunner().invoke(cli, [*args, "--model", "some/model", "--force"]))
     assert line == "Error: encoder 'tfidf' takes no pretrained model (--model)"
 

@@ -159,7 +159,7 @@ def test_install_train_predict_uninstall(environment: Environment, hotels_source
     predicted = env.tagger("predict", "hotel-tagger", "--json", "三亚海棠湾喜来登度假酒店")
     prediction = json.loads(predicted.stdout)
     assert prediction["text"] == "三亚海棠湾喜来登度假酒店"
-    assert "resort" in prediction["label"]
+    assert "resort" in prediction["predicted"]
     evaluated = json.loads(
         env.tagger("evaluate", "hotel-tagger", str(data / "validation.json"), "--json").stdout
     )

@@ -164,7 +164,7 @@ def test_adhoc_plugin_is_listed_and_used_by_train(
         cli, ["predict", str(tmp_path / "m"), "-i", str(names), "--rule", "every-label", "--json"]
     )
     assert result.exit_code == 0, result.output
-    assert [json.loads(line)["label"] for line in result.stdout.splitlines()] == [
+    assert [json.loads(line)["predicted"] for line in result.stdout.splitlines()] == [
         ["red", "blue"]
     ] * 2
 

@@ -74,7 +74,7 @@ def test_train_and_predict_cli(how: str, monkeypatch: pytest.MonkeyPatch, tmp_pa
     # The saved tagger carries a snapshot of the taxonomy: no path or variable needed.
     monkeypatch.delenv("TAGGER_TAXONOMY_PATH", raising=False)
     prediction = json.loads(invoke("predict", model, "--json", "澳门美食一日游").stdout)
-    assert "day-trip" in prediction["label"]
+    assert "day-trip" in prediction["predicted"]
     manifest = json.loads((model / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["taxonomy"]["name"] == "tours"
 

@@ -13,6 +13,7 @@ import click
 from tagger_core.version import __version__
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
 
 
 class TaggerGroup(click.Group):
@@ -47,6 +48,9 @@ class TaggerGroup(click.Group):
         except TaggerError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(EXIT_USER_ERROR)
+        except KeyboardInterrupt:  # Ctrl-C: one line, the shell's status for SIGINT
+            click.echo("\nInterrupted.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:  # e.g. `tagger predict ... | head`: stop quietly
             sys.stderr.close()
             ctx.exit(1)

@@ -129,6 +129,7 @@ def _print_single_label(truth: Any, pred: Any, evaluation: Any, taxonomy: Any) -
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @rule_override_options
+@click.option("--force", is_flag=True, help="Replace output files that exist.")
 @data_options
 def evaluate_command(
     tagger_dir: Path,
@@ -145,6 +146,7 @@ def evaluate_command(
     as_json: bool,
     rule: str | None,
     rule_params: tuple[str, ...],
+    force: bool,
     **kwargs: Any,
 ) -> None:
     """Evaluate a saved TAGGER on labelled DATA files.
@@ -156,9 +158,12 @@ def evaluate_command(
     tagger evaluate my-tagger test.json --report report.html \\
         --metrics-file metrics.json --results-file labels.tsv --errors-file errors.csv
     """
+    from tagger_core.files import check_targets
     from tagger_core.tagger import Tagger
     from tagger_core.workflows.evaluate import EvaluationFiles, evaluate_to_files
 
+    outputs = (metrics_file, results_file, errors_file, sweep_file, sweep_plot, dump, report)
+    check_targets(outputs, force)  # before any work: nothing is overwritten silently
     tagger = Tagger.load(tagger_dir)
     override = rule_override(rule, rule_params)
     records, _ = read_all(data, kwargs, taxonomy=tagger.taxonomy)

@@ -14,7 +14,6 @@ from tagger_core.cli.options import (
     collect_data_specs,
     data_options,
     data_sources_option,
-    ensure_new_file,
     format_table,
     percent,
     read_data,
@@ -24,6 +23,7 @@ from tagger_core.cli.options import (
     taxonomy_option,
     valid_ratio_option,
 )
+from tagger_core.files import check_target
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -63,7 +63,7 @@ def prepare(
     from tagger_core.registry import resolve_taxonomy
 
     if kwargs["metrics_file"] is not None:
-        ensure_new_file(kwargs["metrics_file"], kwargs["force"])
+        check_target(kwargs["metrics_file"], kwargs["force"])
     taxonomy = resolve_taxonomy(taxonomy_name)
     make_tagger = tagger_factory(taxonomy, kwargs)
     records = read_data(collect_data_specs(data, data_values), kwargs, taxonomy)
@@ -72,9 +72,11 @@ def prepare(
 
 def emit(result: BaseModel, kwargs: dict[str, Any]) -> bool:
     """Write the result to --metrics-file, and print it with --json (True then)."""
+    from tagger_core.files import write_text
+
     text = result.model_dump_json(indent=2)
     if kwargs["metrics_file"] is not None:
-        kwargs["metrics_file"].write_text(text + "\n", encoding="utf-8")
+        write_text(kwargs["metrics_file"], text + "\n")
     if kwargs["as_json"]:
         click.echo(text)
     return bool(kwargs["as_json"])

@@ -222,14 +222,13 @@ def optimize_command(
     from tagger_core.evaluation.metrics import OBJECTIVES
     from tagger_core.evaluation.sweep import THRESHOLDS
     from tagger_core.progress_bars import progress
-    from tagger_core.tagger import Tagger
+    from tagger_core.tagger import Tagger, check_tagger_target
     from tagger_core.workflows.optimize import (
         candidates,
         check_rule_params,
         optimize_rule,
         search_for,
     )
-    from tagger_core.workflows.train import check_output
 
     if objective not in OBJECTIVES:
         raise click.BadParameter(
@@ -238,7 +237,7 @@ def optimize_command(
         )
     thresholds = _grid(grid) if grid is not None else list(THRESHOLDS)
     if output is not None and not dry_run:
-        check_output(output, force)
+        check_tagger_target(output, force)
     fixed = _candidate_params(rule_params)
     check_rule_params(fixed)
     tagger = Tagger.load(tagger_dir)

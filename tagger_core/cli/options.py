@@ -267,13 +267,6 @@ def parse_params(values: Iterable[str], option: str) -> dict[str, Any]:
 # -- writing -------------------------------------------------------------------------------
 
 
-def ensure_new_file(path: Path, force: bool) -> None:
-    from tagger_core.errors import TaggerError
-
-    if path.exists() and not force:
-        raise TaggerError(f"{path} already exists; use --force to replace it")
-
-
 def percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 

@@ -12,18 +12,26 @@ import click
 
 from tagger_core.cli.options import (
     data_options,
-    ensure_new_file,
     file_options,
     rule_override,
     rule_override_options,
 )
+from tagger_core.components import FileOptions
+from tagger_core.data.io import record_fields
+from tagger_core.errors import DataError
+from tagger_core.files import check_target
+from tagger_core.schemas import Record
 
 if TYPE_CHECKING:
     from tagger_core.schemas import Prediction, Taxonomy
     from tagger_core.tagger import Tagger
 
 PREDICT_BATCH = 2048
-DISPLAY_FIELD = "label_name"  # display names of the predicted labels, beside `label`
+# The fields predictions add to every output row, beside the input's own fields (its gold
+# labels included, which pass through unchanged): the same in every format and on --json.
+PREDICTED = "predicted"
+PREDICTED_NAME = "predicted_name"  # display names of the predicted labels, with --display
+SCORES = "scores"
 
 
 def _display(taxonomy: Taxonomy, label: str) -> str:
@@ -47,23 +55,36 @@ def format_prediction(prediction: Prediction, taxonomy: Taxonomy, display: bool)
     return f"{prediction.text}\t{labels}"
 
 
-def prediction_fields(
-    prediction: Prediction, taxonomy: Taxonomy, label_field: str, display: bool
-) -> dict[str, Any]:
-    """The fields a prediction gets in every output: the same names on --json and in files."""
-    fields: dict[str, Any] = {"text": prediction.text, label_field: list(prediction.labels)}
+def tagged(record: Record, prediction: Prediction, taxonomy: Taxonomy, display: bool) -> Record:
+    """``record`` with the prediction in its own fields; nothing of the input is replaced."""
+
+    added: dict[str, Any] = {PREDICTED: list(prediction.labels)}
     if display:
-        fields[DISPLAY_FIELD] = [_display(taxonomy, label) for label in prediction.labels]
-    fields["scores"] = prediction.scores
-    return fields
+        added[PREDICTED_NAME] = [_display(taxonomy, label) for label in prediction.labels]
+    added[SCORES] = prediction.scores
+    clash = [key for key in added if key in record.metadata]
+    if clash:
+        raise DataError(
+            f"the input already has a '{clash[0]}' field; predictions would overwrite it",
+            file=record.file,
+            row=record.row,
+            field=clash[0],
+        )
+    return record.model_copy(update={"metadata": {**record.metadata, **added}})
 
 
-def _echo_predictions(
-    predictions: Iterable[Prediction], taxonomy: Taxonomy, as_json: bool, display: bool
+def _echo(
+    records: Iterable[Record],
+    predictions: Iterable[Prediction],
+    taxonomy: Taxonomy,
+    options: FileOptions,
+    as_json: bool,
+    display: bool,
 ) -> None:
-    for prediction in predictions:
+
+    for record, prediction in zip(records, predictions, strict=True):
         if as_json:
-            fields = prediction_fields(prediction, taxonomy, "label", display)
+            fields = record_fields(tagged(record, prediction, taxonomy, display), options)
             click.echo(json.dumps(fields, ensure_ascii=False))
         else:
             click.echo(format_prediction(prediction, taxonomy, display))
@@ -94,8 +115,19 @@ def interactive(
         if line.lower() in {"q", "quit", "exit"}:
             return
         if line:
-            predictions = tagger.predict([line], rule=rule)
-            _echo_predictions(predictions, tagger.taxonomy, as_json, display)
+            from tagger_core.components import FileOptions
+            from tagger_core.schemas import Record
+
+            record = Record(text=line)
+            options = FileOptions(write_labels=False)
+            _echo(
+                [record],
+                tagger.predict([line], rule=rule),
+                tagger.taxonomy,
+                options,
+                as_json,
+                display,
+            )
 
 
 @click.command("predict")
@@ -116,13 +148,16 @@ def interactive(
 )
 @click.option("--output-format", help="Data source (file format) of --output.")
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print JSON lines (fields as in output files)."
+    "--json",
+    "as_json",
+    is_flag=True,
+    help=f"Print JSON lines: the input's fields, then '{PREDICTED}' and '{SCORES}' (as files get).",
 )
 @click.option(
     "--display",
     is_flag=True,
     help=f"Show the labels' display names (e.g. Chinese names) too; files get a "
-    f"'{DISPLAY_FIELD}' field.",
+    f"'{PREDICTED_NAME}' field.",
 )
 @rule_override_options
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
@@ -145,15 +180,15 @@ def predict_command(
     Names come from the arguments, from --input FILE, from lines on standard input, or —
     on a terminal with none of these — from an interactive prompt (q to quit).
     """
-    from tagger_core.data.io import read_records, write_records
-    from tagger_core.errors import DataError
+    from tagger_core.data.io import read_records, write_records, writer_for
     from tagger_core.schemas import Record
     from tagger_core.tagger import Tagger
 
     if texts and input_path:
         raise click.UsageError("give names as arguments or with --input, not both")
     if output is not None:
-        ensure_new_file(output, force)
+        check_target(output, force)
+        writer_for(output, output_format)  # a format that cannot be written: refused now
     tagger = Tagger.load(tagger_dir)
     override = rule_override(rule, rule_params)
     options = file_options(kwargs, require_labels=False)
@@ -181,27 +216,15 @@ def predict_command(
                 "empty text", file=record.file, row=record.row, field=kwargs["text_field"]
             )
     predictions = _predict_in_batches(tagger, [r.text for r in records], override)
+    # Gold labels pass through where the input has them; unlabelled input gets no label field.
+    options = options.model_copy(update={"write_labels": any(r.labels for r in records)})
     if output is None:
-        _echo_predictions(predictions, tagger.taxonomy, as_json, display)
+        _echo(records, predictions, tagger.taxonomy, options, as_json, display)
         return
-    out_records = []
-    for record, prediction in zip(records, predictions, strict=True):
-        fields = prediction_fields(prediction, tagger.taxonomy, options.label_field, display)
-        del fields["text"], fields[options.label_field]  # the record's own text and labels
-        out_records.append(
-            Record(
-                text=record.text,
-                labels=tuple(prediction.labels),
-                id=record.id,
-                metadata={**record.metadata, **fields},
-            )
-        )
-    if input_path is not None and kwargs["label_field"] in {k for r in records for k in r.metadata}:
-        raise DataError(
-            "input already has a label column; predictions would overwrite it",
-            file=input_path,
-            field=kwargs["label_field"],
-        )
+    out_records = [
+        tagged(record, prediction, tagger.taxonomy, display)
+        for record, prediction in zip(records, predictions, strict=True)
+    ]
     write_records(output, out_records, output_format, options)
     click.echo(f"Wrote {len(out_records)} predictions to {output}", err=True)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from tagger_core.cli.options import data_options, ensure_new_file, file_options, format_table
+from tagger_core.cli.options import data_options, file_options, format_table
+from tagger_core.files import check_target
 
 
 @click.command("taxonomies")
@@ -112,7 +113,7 @@ def taxonomy_infer(
     from tagger_core.data.io import read_records
     from tagger_core.taxonomy import infer_taxonomy, write_taxonomy
 
-    ensure_new_file(output, force)
+    check_target(output, force)
     records = [
         r for path in data for r in read_records(path, kwargs["data_format"], file_options(kwargs))
     ]

@@ -55,9 +55,10 @@ def train_command(
 ) -> None:
     """Train a tagger on labelled files and save it to OUTPUT."""
     from tagger_core.registry import resolve_taxonomy
-    from tagger_core.workflows.train import check_output, train_and_save
+    from tagger_core.tagger import check_tagger_target
+    from tagger_core.workflows.train import train_and_save
 
-    check_output(output, force)
+    check_tagger_target(output, force)
     tagger = tagger_factory(resolve_taxonomy(taxonomy_name), kwargs)()
     taxonomy = tagger.taxonomy
     train, train_files = read_all(train_paths, kwargs, taxonomy=taxonomy)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from tagger_core.components import FileOptions
-from tagger_core.errors import DataError
+from tagger_core.components import DataSource, FileOptions
+from tagger_core.errors import DataError, TaggerError
+from tagger_core.files import atomic_path
 from tagger_core.registry import data_source_for
 from tagger_core.schemas import DataFile, Record, Taxonomy
 from tagger_core.taxonomy import LabelEncoder
@@ -52,7 +54,26 @@ def write_records(
     options: FileOptions | None = None,
 ) -> None:
     path = Path(path)
-    data_source_for(path, format).write(path, list(records), options or FileOptions())
+    source = writer_for(path, format)
+    with atomic_path(path) as temporary:
+        try:
+            source.write(temporary, list(records), options or FileOptions())
+        except TaggerError as error:  # name the target, not the temporary file
+            if error.file == str(temporary):
+                error.file = str(path)
+            raise
+
+
+def writer_for(path: str | Path, format: str | None = None) -> DataSource[Any]:
+    """The data source that writes ``path``; one that cannot write is refused at once."""
+    source = data_source_for(Path(path), format)
+    if not source.writable:
+        raise DataError(
+            f"the {source.name} data source holds names only and cannot be written; "
+            "write to .jsonl, .json, .csv, .tsv or .xlsx",
+            file=path,
+        )
+    return source
 
 
 def fingerprint(path: str | Path, rows: int) -> DataFile:
@@ -132,6 +153,7 @@ def record_fields(record: Record, options: FileOptions) -> dict[str, object]:
     if record.id is not None:
         fields["id"] = record.id
     fields[options.text_field] = record.text
-    fields[options.label_field] = list(record.labels)
+    if options.write_labels:
+        fields[options.label_field] = list(record.labels)
     fields.update(record.metadata)
     return fields

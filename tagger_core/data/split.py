@@ -34,6 +34,7 @@ from tagger_core.components import FileOptions
 from tagger_core.data.normalize import match_key
 from tagger_core.data.sources import for_writing, source_names
 from tagger_core.errors import TaggerError
+from tagger_core.files import write_text
 from tagger_core.schemas import Record, Taxonomy
 from tagger_core.taxonomy import infer_taxonomy, label_matrix
 
@@ -577,5 +578,5 @@ def write_split(
         write_records(path, [for_writing(r) for r in part], format, options)
     report = split.report()
     report["files"] = {path.stem: str(path) for path, _ in outputs}
-    report_path.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    write_text(report_path, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     return [path for path, _ in outputs] + [report_path]

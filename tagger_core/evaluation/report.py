@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from tagger_core.evaluation.metrics import NONE_LABEL, Evaluation
 from tagger_core.evaluation.sweep import SweepPoint, best_point
+from tagger_core.files import atomic_path, write_text
 from tagger_core.schemas import Record, Taxonomy
 from tagger_core.scores import ScoreSpace
 
@@ -102,7 +103,10 @@ def write_errors_csv(path: Path, errors: Sequence[ErrorRow]) -> None:
         "predicted_scores",
         "severity",
     ]
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with (
+        atomic_path(path) as temporary,
+        open(temporary, "w", newline="", encoding="utf-8") as handle,
+    ):
         writer = csv.writer(handle)
         writer.writerow(columns)
         for e in errors:
@@ -130,7 +134,7 @@ def write_dump(path: Path, logits: np.ndarray, truth: np.ndarray) -> None:
         {"logits": [float(v) for v in row], "labels": [float(v) for v in labels]}
         for row, labels in zip(np.asarray(logits), np.asarray(truth), strict=True)
     ]
-    path.write_text(json.dumps(items), encoding="utf-8")
+    write_text(path, json.dumps(items))
 
 
 def write_results_tsv(path: Path, evaluation: Evaluation) -> None:
@@ -139,7 +143,10 @@ def write_results_tsv(path: Path, evaluation: Evaluation) -> None:
     def number(value: float | None) -> str:
         return "" if value is None else f"{value:.4f}"
 
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with (
+        atomic_path(path) as temporary,
+        open(temporary, "w", newline="", encoding="utf-8") as handle,
+    ):
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
         writer.writerow(
             [
@@ -814,4 +821,4 @@ sweep</a><a href="#confusion">Confusions</a><a href="#errors">Worst errors</a></
 
 
 def write_report(path: Path, data: ReportInput) -> None:
-    path.write_text(render_report(data), encoding="utf-8")
+    write_text(path, render_report(data))

@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from tagger_core.evaluation.metrics import LOWER_IS_BETTER, quick_figures
+from tagger_core.files import atomic_path
 from tagger_core.scores import Scores, ScoreSpace
 
 # The global probability thresholds that the sweep, the report and `tagger optimize` all
@@ -130,7 +131,10 @@ def best_global_threshold(
 
 
 def write_sweep_csv(path: Path, sweep: Sequence[SweepPoint]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with (
+        atomic_path(path) as temporary,
+        open(temporary, "w", newline="", encoding="utf-8") as handle,
+    ):
         writer = csv.writer(handle)
         writer.writerow(SWEEP_COLUMNS)
         for p in sweep:

@@ -24,6 +24,7 @@ from tagger_core.evaluation.report import (
     write_results_tsv,
 )
 from tagger_core.evaluation.sweep import threshold_sweep, write_sweep_csv
+from tagger_core.files import write_bytes, write_text
 from tagger_core.schemas import Record
 from tagger_core.scores import ScoreSpace
 from tagger_core.tagger import RuleSpec, Tagger
@@ -80,7 +81,7 @@ def evaluate_to_files(
             "rule": {"name": active.name, "params": active.params_dict()},
         }
         text = json.dumps(figures, indent=2, ensure_ascii=False)
-        files.metrics.write_text(text, encoding="utf-8")
+        write_text(files.metrics, text)
         run.written.append(("all figures", files.metrics))
     if files.results is not None:
         write_results_tsv(files.results, evaluation)
@@ -101,7 +102,7 @@ def evaluate_to_files(
         write_sweep_csv(files.sweep, sweep)
         run.written.append((f"the threshold sweep ({len(sweep)} thresholds)", files.sweep))
     if files.sweep_plot is not None:
-        files.sweep_plot.write_bytes(plot_sweep(sweep, files.sweep_space, evaluation))
+        write_bytes(files.sweep_plot, plot_sweep(sweep, files.sweep_space, evaluation))
         run.written.append(("the sweep plot", files.sweep_plot))
     if files.report is not None:
         report = ReportInput(

@@ -13,7 +13,7 @@ from tagger_core.data.split import hold_out
 from tagger_core.errors import PluginError, TaggerError
 from tagger_core.registry import default_encoder_name, encoders
 from tagger_core.schemas import DataFile, Record, Taxonomy
-from tagger_core.tagger import NormalizerSpec, Tagger
+from tagger_core.tagger import NormalizerSpec, Tagger, check_tagger_target
 
 log = logging.getLogger("tagger")
 
@@ -51,12 +51,6 @@ def build_tagger(
     )
 
 
-def check_output(output: Path, force: bool) -> None:
-    """Refuse an existing target before any training, not after."""
-    if output.exists() and not force:
-        raise TaggerError(f"{output} already exists; use --force to replace it")
-
-
 def train_and_save(
     tagger: Tagger,
     train: Sequence[Record],
@@ -70,7 +64,7 @@ def train_and_save(
 ) -> bool:
     """Train, then save from the primary process only (every process of a distributed run
     trains); True where this process saved."""
-    check_output(output, force)
+    check_tagger_target(output, force)
     if not valid and tagger.encoder.is_primary():
         log.warning("no --valid file: the tagger is saved without validation metrics")
     tagger.train(train, valid, seed=seed, train_files=train_files, valid_files=valid_files)
