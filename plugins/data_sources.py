@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from tagger_core import (
+    DEFAULT_LABEL_SEP,
     DataError,
     DataSource,
     FileOptions,
     Record,
+    RecordWriter,
     hookimpl,
     record_fields,
     record_from_fields,
@@ -24,6 +27,53 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"not UTF-8 text (byte {exc.start})", file=path) from None
+
+
+def _text_lines(path: Path, newline: str | None = None) -> Iterator[str]:
+    """The lines of a UTF-8 file one at a time (a BOM is skipped), in bounded memory."""
+    row = 0
+    try:
+        with open(path, encoding="utf-8-sig", newline=newline) as handle:
+            for row, line in enumerate(handle, start=1):  # noqa: B007 (row names the error)
+                yield line
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"not UTF-8 text (byte {exc.start} of a block)", file=path, row=row + 1
+        ) from None
+
+
+class _LineWriter(RecordWriter):
+    """Appends each chunk to an open text file: memory does not grow with the output."""
+
+    def __init__(self, source: DataSource, path: Path, options: FileOptions) -> None:
+        super().__init__(source, path, options)
+        self.handle = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        self.count = 0
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
+def _parse_json(text: str, path: Path, row: int | None = None) -> Any:
+    """JSON, with every way it can fail as one line: malformed, nested too deeply, numbers
+    too long to convert, NaN and Infinity (which JSON does not have)."""
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        at = f"column {exc.colno}" if row is not None else f"line {exc.lineno} column {exc.colno}"
+        raise DataError(f"malformed JSON at {at}: {exc.msg}", file=path, row=row) from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply to read", file=path, row=row) from None
+    except ValueError as exc:
+        raise DataError(f"unreadable JSON value ({exc})", file=path, row=row) from None
 
 
 def _check_mapping(item: Any, path: Path, row: int) -> dict[str, Any]:
@@ -38,12 +88,7 @@ class JsonSource(DataSource):
     suffixes: ClassVar[tuple[str, ...]] = (".json",)
 
     def read(self, path: Path, options: FileOptions) -> list[Record]:
-        try:
-            data = json.loads(_read_text(path))
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", file=path
-            ) from None
+        data = _parse_json(_read_text(path), path)
         if not isinstance(data, list):
             raise DataError(
                 f"expected a JSON list of records, got {type(data).__name__}", file=path
@@ -57,6 +102,72 @@ class JsonSource(DataSource):
         rows = [record_fields(record, options) for record in records]
         path.write_text(json.dumps(rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
+    def iter_read(self, path: Path, options: FileOptions) -> Iterator[Record]:
+        """The array's objects one at a time, with an incremental parser (ijson)."""
+        import ijson
+
+        with open(path, "rb") as handle:
+            if handle.read(3) != b"\xef\xbb\xbf":
+                handle.seek(0)
+            events = _depth_limited(ijson.parse(handle, buf_size=4096, use_float=True), path)
+            row = 0
+            try:
+                first = next(events, None)
+                if first is None or first[1] != "start_array":
+                    kind = {"start_map": "dict", None: "nothing"}.get(first and first[1], "a value")
+                    raise DataError(f"expected a JSON list of records, got {kind}", file=path)
+                for row, item in enumerate(ijson.items(events, "item"), start=1):
+                    fields = _check_mapping(item, path, row)
+                    yield record_from_fields(fields, file=path, row=row, options=options)
+            except ijson.JSONError as exc:
+                if path.stat().st_size <= EXACT_ERRORS_BELOW:  # say where, as json does
+                    _parse_json(_read_text(path), path)
+                problem = str(exc).strip().splitlines()[0]
+                raise DataError(f"malformed JSON after row {row}: {problem}", file=path) from None
+            except UnicodeDecodeError:
+                raise DataError("not UTF-8 text", file=path, row=row + 1) from None
+
+    def open_writer(self, path: Path, options: FileOptions) -> RecordWriter:
+        return _JsonArrayWriter(self, path, options)
+
+
+# Deeper JSON is refused: no record is nested this deep, and the parser's event prefixes
+# grow with the depth (an input of brackets alone would take gigabytes).
+MAX_JSON_DEPTH = 512
+
+
+def _depth_limited(events: Iterator[Any], path: Path) -> Iterator[Any]:
+    depth = 0
+    for event in events:
+        kind = event[1]
+        if kind in ("start_map", "start_array"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise DataError("JSON nested too deeply to read", file=path)
+        elif kind in ("end_map", "end_array"):
+            depth -= 1
+        yield event
+
+
+# A malformed JSON file up to this size is parsed once more to name the line and column.
+EXACT_ERRORS_BELOW = 256 << 20
+
+
+class _JsonArrayWriter(_LineWriter):
+    def write(self, records: Sequence[Record]) -> None:
+        for record in records:
+            text = json.dumps(record_fields(record, self.options), ensure_ascii=False, indent=2)
+            self.handle.write(("[\n" if self.count == 0 else ",\n") + _indented(text))
+            self.count += 1
+
+    def close(self) -> None:
+        self.handle.write("\n]\n" if self.count else "[]\n")
+        super().close()
+
+
+def _indented(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
 
 class JsonLinesSource(DataSource):
     name = "jsonl"
@@ -64,27 +175,30 @@ class JsonLinesSource(DataSource):
     suffixes: ClassVar[tuple[str, ...]] = (".jsonl", ".ndjson")
 
     def read(self, path: Path, options: FileOptions) -> list[Record]:
-        records = []
-        for row, line in enumerate(_read_text(path).splitlines(), start=1):
+        return list(self.iter_read(path, options))
+
+    def iter_read(self, path: Path, options: FileOptions) -> Iterator[Record]:
+        for row, line in enumerate(_text_lines(path), start=1):
             if not line.strip():
                 continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"malformed JSON at column {exc.colno}: {exc.msg}", file=path, row=row
-                ) from None
-            records.append(
-                record_from_fields(
-                    _check_mapping(item, path, row), file=path, row=row, options=options
-                )
+            item = _parse_json(line, path, row)
+            yield record_from_fields(
+                _check_mapping(item, path, row), file=path, row=row, options=options
             )
-        return records
 
     def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
-        with path.open("w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record_fields(record, options), ensure_ascii=False) + "\n")
+        writer = self.open_writer(path, options)
+        writer.write(records)
+        writer.close()
+
+    def open_writer(self, path: Path, options: FileOptions) -> RecordWriter:
+        return _JsonLinesWriter(self, path, options)
+
+
+class _JsonLinesWriter(_LineWriter):
+    def write(self, records: Sequence[Record]) -> None:
+        for record in records:
+            self.handle.write(_ENCODER.encode(record_fields(record, self.options)) + "\n")
 
 
 def _flat_fields(record: Record, options: FileOptions) -> dict[str, object]:
@@ -93,7 +207,7 @@ def _flat_fields(record: Record, options: FileOptions) -> dict[str, object]:
     flat: dict[str, object] = {}
     for key, value in record_fields(record, options).items():
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            flat[key] = options.label_sep.join(value)  # labels, predicted labels
+            flat[key] = (options.label_sep or DEFAULT_LABEL_SEP).join(value)  # labels, predicted
         elif isinstance(value, dict):
             flat.update({f"{key}:{sub}": subvalue for sub, subvalue in value.items()})
         elif isinstance(value, list):
@@ -117,8 +231,10 @@ class CsvSource(DataSource):
     delimiter = ","
 
     def read(self, path: Path, options: FileOptions) -> list[Record]:
-        lines = _read_text(path).splitlines(keepends=True)
-        reader = csv.reader(lines, delimiter=self.delimiter, strict=True)
+        return list(self.iter_read(path, options))
+
+    def iter_read(self, path: Path, options: FileOptions) -> Iterator[Record]:
+        reader = csv.reader(_text_lines(path, newline=""), delimiter=self.delimiter, strict=True)
         try:
             header = next(reader, None)
             if header is None:
@@ -135,7 +251,6 @@ class CsvSource(DataSource):
                         row=1,
                         field=required,
                     )
-            records = []
             for cells in reader:
                 row = reader.line_num
                 if not any(cell.strip() for cell in cells):
@@ -152,12 +267,11 @@ class CsvSource(DataSource):
                 fields.setdefault(options.text_field, "")
                 if options.label_field in header:
                     fields.setdefault(options.label_field, "")
-                records.append(record_from_fields(fields, file=path, row=row, options=options))
+                yield record_from_fields(fields, file=path, row=row, options=options, cells=True)
         except csv.Error as exc:
             raise DataError(
                 f"malformed {self.name.upper()}: {exc}", file=path, row=reader.line_num
             ) from None
-        return records
 
     def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
         rows = [_flat_fields(record, options) for record in records]
@@ -165,6 +279,39 @@ class CsvSource(DataSource):
             writer = csv.DictWriter(handle, fieldnames=_columns(rows), delimiter=self.delimiter)
             writer.writeheader()
             writer.writerows(rows)
+
+    def open_writer(self, path: Path, options: FileOptions) -> RecordWriter:
+        return _TableWriter(self, path, options)
+
+
+class _TableWriter(_LineWriter):
+    """CSV/TSV in chunks: the columns are those of the first chunk; a later row with a
+    field they lack stops with one line rather than losing it."""
+
+    def __init__(self, source: CsvSource, path: Path, options: FileOptions) -> None:
+        super().__init__(source, path, options)
+        self.delimiter = source.delimiter
+        self.writer: csv.DictWriter[str] | None = None
+
+    def write(self, records: Sequence[Record]) -> None:
+        rows = [_flat_fields(record, self.options) for record in records]
+        if not rows:
+            return
+        if self.writer is None:
+            columns = _columns(rows)
+            self.writer = csv.DictWriter(self.handle, fieldnames=columns, delimiter=self.delimiter)
+            self.writer.writeheader()
+        known = set(self.writer.fieldnames)
+        for offset, row in enumerate(rows):
+            extra = [key for key in row if key not in known]
+            if extra:
+                raise DataError(
+                    f"output row {self.count + offset + 1} has a field the first rows lack "
+                    f"('{extra[0]}'); write .jsonl for rows with varying fields",
+                    file=self.path,
+                )
+        self.writer.writerows(rows)
+        self.count += len(rows)
 
 
 class TsvSource(CsvSource):
@@ -174,17 +321,47 @@ class TsvSource(CsvSource):
     delimiter = "\t"
 
 
+# An .xlsx is a zip archive: refuse one that would unpack to more than this before reading
+# it (a "zip bomb" of 1 MB can unpack to gigabytes), or that is this much smaller packed.
+MAX_UNPACKED_BYTES = 1 << 30
+MAX_PACKING_RATIO = 200
+
+
+def _check_unpacked_size(path: Path) -> None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"not a readable .xlsx workbook ({exc})", file=path) from None
+    packed = max(path.stat().st_size, 1)
+    if unpacked > MAX_UNPACKED_BYTES or (
+        unpacked > 1 << 26 and unpacked / packed > MAX_PACKING_RATIO
+    ):
+        raise DataError(
+            f"unpacks to {unpacked >> 20} MB from {packed >> 20} MB: refused as a possible zip "
+            "bomb (save large sheets as CSV)",
+            file=path,
+        )
+
+
 class ExcelSource(DataSource):
     name = "xlsx"
     description = "Excel workbook: first sheet (or --sheet), header in row 1."
     suffixes: ClassVar[tuple[str, ...]] = (".xlsx",)
 
     def read(self, path: Path, options: FileOptions) -> list[Record]:
+        return list(self.iter_read(path, options))
+
+    def iter_read(self, path: Path, options: FileOptions) -> Iterator[Record]:
+        """Rows one at a time (openpyxl's read-only mode streams the sheet)."""
         import zipfile
 
         import openpyxl
         from openpyxl.utils.exceptions import InvalidFileException
 
+        _check_unpacked_size(path)
         try:
             workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
         except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError) as exc:
@@ -213,7 +390,6 @@ class ExcelSource(DataSource):
                         row=1,
                         field=name,
                     )
-            records = []
             for row, cells in enumerate(rows, start=2):
                 if all(cell is None or str(cell).strip() == "" for cell in cells):
                     continue
@@ -234,8 +410,7 @@ class ExcelSource(DataSource):
                 fields.setdefault(options.text_field, "")
                 if options.label_field in header:
                     fields.setdefault(options.label_field, "")
-                records.append(record_from_fields(fields, file=path, row=row, options=options))
-            return records
+                yield record_from_fields(fields, file=path, row=row, options=options, cells=True)
         finally:
             workbook.close()
 
@@ -259,17 +434,18 @@ class TextLinesSource(DataSource):
     writable = False
 
     def read(self, path: Path, options: FileOptions) -> list[Record]:
+        return list(self.iter_read(path, options))
+
+    def iter_read(self, path: Path, options: FileOptions) -> Iterator[Record]:
         if options.require_labels:
             raise DataError(
                 "plain text holds names only, no labels; give labelled data as .json, "
                 ".jsonl, .csv, .tsv or .xlsx",
                 file=path,
             )
-        return [
-            Record(text=line.strip(), source=options.source, file=str(path), row=row)
-            for row, line in enumerate(_read_text(path).splitlines(), start=1)
-            if line.strip()
-        ]
+        for row, line in enumerate(_text_lines(path), start=1):
+            if line.strip():
+                yield Record(text=line.strip(), source=options.source, file=str(path), row=row)
 
     def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
         raise DataError("plain text holds names only and cannot be written", file=path)

@@ -13,9 +13,11 @@ import importlib
 import importlib.metadata
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
@@ -23,6 +25,42 @@ from tagger_core import ENTRY_POINT_GROUP, TaggerError, hookimpl
 
 # Uninstalling these would remove tagger itself, not a plugin.
 PROTECTED = {"tagger"}
+
+
+def normalized(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_names(args: Sequence[str], base: Path | None = None) -> list[str]:
+    """The distribution names that ``pip uninstall ARGS`` would act on: plain names, and
+    every name in requirements files given with -r/--requirement, nested ones included."""
+    names: list[str] = []
+    items = list(args)
+    i = 0
+    while i < len(items):
+        item = items[i].strip()
+        i += 1
+        file = None
+        if item in ("-r", "--requirement"):
+            if i < len(items):
+                file, i = items[i], i + 1
+        elif item.startswith("--requirement="):
+            file = item.split("=", 1)[1]
+        elif item.startswith("-r") and len(item) > 2:
+            file = item[2:]
+        elif item and not item.startswith("-"):
+            names.append(re.split(r"[\s<>=!~;\[@(]", item, maxsplit=1)[0])
+        if file is None:
+            continue
+        path = Path(file) if base is None or Path(file).is_absolute() else base / file
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TaggerError(f"cannot read requirements file: {exc}", file=path) from None
+        tokens = [t for line in lines for t in line.split("#", 1)[0].split() if t]
+        names += requirement_names(tokens, path.parent)
+    return names
 
 
 def pip_command(args: Sequence[str]) -> list[str]:
@@ -207,10 +245,16 @@ def register_commands(cli):  # type: ignore[no-untyped-def]
     def uninstall(packages: tuple[str, ...], yes: bool) -> None:
         """Uninstall plugins with pip, from the environment tagger runs in.
 
+        Arguments after -- go to pip as they are, e.g. a requirements file. tagger itself
+        is never uninstalled, also not when a requirements file names it.
+
         \b
         tagger uninstall tagger-hotels -y
+        tagger uninstall -- -r plugins.txt
         """
-        protected = sorted(p for p in packages if p.lower().replace("_", "-") in PROTECTED)
+        protected = sorted(
+            name for name in requirement_names(packages) if normalized(name) in PROTECTED
+        )
         if protected:
             raise TaggerError(
                 f"'{protected[0]}' is tagger itself, not a plugin; "

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tagger_plugins.linear_heads import fit_logistic_heads
 
-from tagger_core import Encoder, ModelError, Taxonomy, hookimpl
+from tagger_core import Encoder, ModelError, Taxonomy, check_weights, hookimpl
 
 log = logging.getLogger("tagger")
 
@@ -113,20 +113,20 @@ class TfidfEncoder(Encoder[TfidfParams]):
     def load(self, directory: Path, taxonomy: Taxonomy) -> None:
         try:
             vocabulary = json.loads((directory / "vocabulary.json").read_text(encoding="utf-8"))
-            idf = np.load(directory / "idf.npy")
-            coef = np.load(directory / "coef.npy")
-            intercept = np.load(directory / "intercept.npy")
+            idf, coef, intercept = (
+                np.load(directory / name, allow_pickle=False)
+                for name in ("idf.npy", "coef.npy", "intercept.npy")
+            )
         except (OSError, ValueError) as exc:
             raise ModelError(
                 f"tfidf encoder state is missing or corrupt: {exc}", file=directory
             ) from None
-        n_labels = len(taxonomy.labels)
-        if coef.shape != (n_labels, len(vocabulary)) or idf.shape != (len(vocabulary),):
-            raise ModelError(
-                f"tfidf encoder state does not match its taxonomy ({coef.shape} weights for "
-                f"{n_labels} labels and {len(vocabulary)} terms)",
-                file=directory,
-            )
+        if not isinstance(vocabulary, dict):
+            raise ModelError("not a vocabulary (a JSON object)", file=directory / "vocabulary.json")
+        n_labels, n_terms = len(taxonomy.labels), len(vocabulary)
+        check_weights(idf, directory / "idf.npy", (n_terms,))
+        check_weights(coef, directory / "coef.npy", (n_labels, n_terms))
+        check_weights(intercept, directory / "intercept.npy", (n_labels,))
         self.vectorizer = self._vectorizer(vocabulary)
         self.vectorizer.idf_ = idf
         self.coef, self.intercept = coef, intercept

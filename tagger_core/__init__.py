@@ -34,8 +34,10 @@ _EXPORTS = {
     "DecisionRule": "tagger_core.components",
     "Normalizer": "tagger_core.components",
     "FileOptions": "tagger_core.components",
+    "RecordWriter": "tagger_core.components",
     "RuleChoice": "tagger_core.components",
     "RuleSearch": "tagger_core.components",
+    "check_weights": "tagger_core.components",
     # the registry
     "ENTRY_POINT_GROUP": "tagger_core.registry",
     "load_plugins": "tagger_core.registry",
@@ -50,8 +52,11 @@ _EXPORTS = {
     "label_matrix": "tagger_core.taxonomy",
     "read_records": "tagger_core.data.io",
     "write_records": "tagger_core.data.io",
+    "iter_records": "tagger_core.data.io",
+    "record_writer": "tagger_core.data.io",
     "record_from_fields": "tagger_core.data.io",
     "record_fields": "tagger_core.data.io",
+    "DEFAULT_LABEL_SEP": "tagger_core.data.io",
     "DataSpec": "tagger_core.data.sources",
     "read_specs": "tagger_core.data.sources",
     "to_half_width": "tagger_core.data.normalize",
@@ -99,10 +104,20 @@ if TYPE_CHECKING:
         Encoder,
         FileOptions,
         Normalizer,
+        RecordWriter,
         RuleChoice,
         RuleSearch,
+        check_weights,
     )
-    from tagger_core.data.io import read_records, record_fields, record_from_fields, write_records
+    from tagger_core.data.io import (
+        DEFAULT_LABEL_SEP,
+        iter_records,
+        read_records,
+        record_fields,
+        record_from_fields,
+        record_writer,
+        write_records,
+    )
     from tagger_core.data.normalize import match_key, tidy_whitespace, to_half_width, to_simplified
     from tagger_core.data.sources import DataSpec, read_specs
     from tagger_core.data.split import split_by_source, split_records, write_split

@@ -11,7 +11,7 @@ one cannot be instantiated.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar, cast, get_args
@@ -104,11 +104,29 @@ class FileOptions(BaseModel):
 
     text_field: str = "text"
     label_field: str = "label"
-    label_sep: str = "|"
+    # Splits a string of labels. Unset: "|" in table cells (CSV, TSV, Excel); in JSON a
+    # label string is an error, as labels there are lists, unless a separator is named.
+    label_sep: str | None = None
     require_labels: bool = True
     source: str | None = None
     sheet: str | None = None
     write_labels: bool = True  # False: written files get no label field (unlabelled input)
+
+
+class RecordWriter:
+    """Takes records in chunks, for outputs larger than memory. This default keeps them and
+    writes the whole file through :meth:`DataSource.write` when closed; data sources that
+    can append (JSON Lines, CSV, …) return their own."""
+
+    def __init__(self, source: DataSource[Any], path: Path, options: FileOptions) -> None:
+        self.source, self.path, self.options = source, path, options
+        self.records: list[Record] = []
+
+    def write(self, records: Sequence[Record]) -> None:
+        self.records.extend(records)
+
+    def close(self) -> None:
+        self.source.write(self.path, self.records, self.options)
 
 
 class DataSource(Component[P]):
@@ -126,6 +144,32 @@ class DataSource(Component[P]):
     @abstractmethod
     def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
         """Write text, labels and metadata (e.g. scores) of ``records`` to ``path``."""
+
+    def iter_read(self, path: Path, options: FileOptions) -> Iterator[Record]:
+        """The records of ``path`` one at a time, so that `tagger predict` works in bounded
+        memory; the default reads the whole file with :meth:`read`."""
+        yield from self.read(path, options)
+
+    def open_writer(self, path: Path, options: FileOptions) -> RecordWriter:
+        """A writer for records given in chunks (see :class:`RecordWriter`)."""
+        return RecordWriter(self, path, options)
+
+
+def check_weights(
+    array: np.ndarray, file: Path, shape: tuple[int, ...], dtype: type = np.float32
+) -> np.ndarray:
+    """An encoder's saved array as loaded, refused with one line naming ``file`` unless it
+    has the ``shape`` and ``dtype`` that were saved and only finite values."""
+    from tagger_core.errors import ModelError
+
+    if array.dtype != np.dtype(dtype):
+        raise ModelError(f"holds {array.dtype} values, expected {np.dtype(dtype)}", file=file)
+    if array.shape != shape:
+        raise ModelError(f"has shape {array.shape}, expected {shape}", file=file)
+    if not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        raise ModelError(f"holds {bad} non-finite value(s) (NaN or infinity)", file=file)
+    return array
 
 
 class Encoder(Component[P]):

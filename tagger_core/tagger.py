@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from tagger_core.components import DecisionRule, Encoder, Normalizer
 from tagger_core.errors import DataError, ModelError, TaggerError, validation_problem
 from tagger_core.evaluation.metrics import Evaluation, evaluate_matrices
-from tagger_core.files import check_parent
+from tagger_core.files import check_parent, sha256_of
 from tagger_core.registry import (
     default_encoder_name,
     default_rule_name,
@@ -35,7 +35,7 @@ from tagger_core.registry import (
 )
 from tagger_core.schemas import ComponentSpec, DataFile, Prediction, Record, Taxonomy
 from tagger_core.scores import Scores
-from tagger_core.taxonomy import label_matrix, labels_of
+from tagger_core.taxonomy import label_matrix
 
 log = logging.getLogger("tagger")
 
@@ -63,6 +63,9 @@ class Manifest(BaseModel):
     rule: ComponentSpec
     normalizers: list[ComponentSpec] = Field(default_factory=list)
     training: TrainingInfo
+    # SHA-256 of every file the tagger wrote (path relative to the tagger folder): loading
+    # refuses a changed or missing one. Empty in taggers saved before this was recorded.
+    files: dict[str, str] = Field(default_factory=dict)
 
 
 def library_versions() -> dict[str, str]:
@@ -87,15 +90,57 @@ def _normalizer(spec: NormalizerSpec) -> Normalizer[Any]:
     return make_normalizer(*spec)
 
 
+def file_digests(directory: Path) -> dict[str, str]:
+    """SHA-256 of every file below ``directory`` but the manifest, by relative path."""
+    return {
+        path.relative_to(directory).as_posix(): sha256_of(path)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.relative_to(directory).as_posix() != MANIFEST
+    }
+
+
+def _saved_files(path: Path) -> set[str] | None:
+    """The files the manifest of the tagger at ``path`` lists; None when it lists none."""
+    try:
+        files = json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return set(files) if isinstance(files, dict) and files else None
+
+
 def check_tagger_target(path: Path, force: bool) -> None:
     """Refuse, before any training, a folder that cannot take a saved tagger: an existing
-    one without ``force``, anything that is not a tagger folder, an unwritable parent."""
+    one without ``force``, anything that is not a tagger folder, a tagger folder holding
+    files the tagger did not write (they would be deleted), an unwritable parent."""
     if path.exists():
         if not force:
             raise TaggerError(f"{path} already exists; use --force to replace it")
         if not path.is_dir() or (any(path.iterdir()) and not (path / MANIFEST).is_file()):
             raise TaggerError(f"{path} exists and is not a tagger directory; not replacing it")
+        saved = _saved_files(path)
+        if saved is not None:
+            present = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
+            foreign = sorted(present - saved - {MANIFEST})
+            if foreign:
+                raise TaggerError(
+                    f"{path} holds files the tagger did not write ({', '.join(foreign[:3])}"
+                    f"{', …' if len(foreign) > 3 else ''}); move them out before replacing it"
+                )
     check_parent(path)
+
+
+def verify_files(path: Path, files: dict[str, str]) -> None:
+    """Refuse a tagger whose files differ from what was saved: one line naming the file."""
+    for name, expected in files.items():
+        file = path / name
+        if not file.is_file():
+            raise ModelError("missing: the tagger was saved with this file", file=file)
+        if sha256_of(file) != expected:
+            raise ModelError(
+                "changed since the tagger was saved (SHA-256 differs); retrain or restore it "
+                "(--no-verify skips this check)",
+                file=file,
+            )
 
 
 class Tagger:
@@ -238,10 +283,12 @@ class Tagger:
         return [
             Prediction(
                 text=text,
-                labels=labels_of(row, self.taxonomy),
-                scores={label: float(p) for label, p in zip(ids, probs, strict=True)},
+                labels=[label for label, on in zip(ids, row, strict=True) if on],
+                scores=dict(zip(ids, probs, strict=True)),
             )
-            for text, row, probs in zip(texts, chosen, scores.probabilities, strict=True)
+            for text, row, probs in zip(
+                texts, chosen.tolist(), scores.probabilities.tolist(), strict=True
+            )
         ]
 
     def score_records(self, records: Sequence[Record]) -> tuple[Scores, np.ndarray]:
@@ -294,9 +341,8 @@ class Tagger:
         try:
             (staging / ENCODER_DIR).mkdir()
             self.encoder.save(staging / ENCODER_DIR)
-            (staging / MANIFEST).write_text(
-                self.manifest().model_dump_json(indent=2), encoding="utf-8"
-            )
+            manifest = self.manifest().model_copy(update={"files": file_digests(staging)})
+            (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
             if path.exists():
                 retired = Path(
                     tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent)
@@ -312,7 +358,9 @@ class Tagger:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> Tagger:
+    def load(cls, path: str | Path, *, verify: bool = True) -> Tagger:
+        """The tagger saved at ``path``; with ``verify`` (the default) every file is first
+        checked against the SHA-256 its manifest records."""
         path = Path(path)
         if not path.exists():
             raise ModelError("tagger directory does not exist", file=path)
@@ -336,6 +384,8 @@ class Tagger:
             raise ModelError(f"cannot read manifest: {exc}", file=manifest_path) from None
         if manifest.format != FORMAT:
             raise ModelError(f"unsupported tagger format '{manifest.format}'", file=manifest_path)
+        if verify:
+            verify_files(path, manifest.files)
         encoder = make_encoder(manifest.encoder.name, manifest.encoder.params)
         try:
             encoder.load(path / ENCODER_DIR, manifest.taxonomy)

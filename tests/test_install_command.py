@@ -230,3 +230,22 @@ def test_import_failures_loads_entry_points_in_a_fresh_interpreter(
     assert failures == {
         "broken": "ModuleNotFoundError: No module named 'no_such_module_for_tagger'"
     }
+
+
+def test_uninstall_never_removes_tagger_named_in_a_requirements_file(
+    pip: FakePip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "base.txt").write_text("# the tool itself\nTagger==0.1.0  # pinned\n", "utf-8")
+    (tmp_path / "plugins.txt").write_text("tagger-hotels\n-r base.txt\n", encoding="utf-8")
+    for args in (
+        ["--", "-r", "plugins.txt"],
+        ["--", "--requirement=base.txt"],
+        ["--", "-rbase.txt"],
+    ):
+        result = invoke("uninstall", *args)
+        assert result.exit_code == 2, result.output
+        assert "is tagger itself, not a plugin" in result.output
+    assert pip.calls == []  # pip never ran
+    result = invoke("uninstall", "--", "-r", "missing.txt")
+    assert result.exit_code == 2 and "missing.txt: cannot read requirements file" in result.output

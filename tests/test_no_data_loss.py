@@ -46,13 +46,12 @@ def test_a_write_killed_half_way_leaves_the_old_file(tmp_path: Path) -> None:
         from tagger_plugins import data_sources
         from tagger_core import Record, write_records
 
-        def half_then_die(self, path, records, options):
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write('{{"text": "new"}}\\n')
-                handle.flush()
-                os.kill(os.getpid(), signal.SIGKILL)
+        def half_then_die(self, records):
+            self.handle.write('{{"text": "new"}}\\n')
+            self.handle.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
 
-        data_sources.JsonLinesSource.write = half_then_die
+        data_sources._JsonLinesWriter.write = half_then_die
         write_records({str(target)!r}, [Record(text="new")] * 3)
         """,
         tmp_path,

@@ -92,11 +92,16 @@ def test_existing_directory_needs_force_and_is_replaced_whole(
     trained: Tagger, tmp_path: Path
 ) -> None:
     path = trained.save(tmp_path / "out" / "model")
-    (path / "stale.txt").write_text("old", encoding="utf-8")
+    (path / "encoder" / "stale.npy").write_bytes(b"old")
     with pytest.raises(TaggerError, match="already exists; use --force"):
         trained.save(path)
+    # --force replaces what the tagger wrote, never a file someone else put there
+    with pytest.raises(TaggerError, match=r"holds files the tagger did not write \(encoder/stale"):
+        trained.save(path, force=True)
+    (path / "encoder" / "stale.npy").unlink()
+    (path / "encoder" / "coef.npy").write_bytes(b"changed by hand")  # the tagger's own: replaced
     trained.save(path, force=True)
-    assert not (path / "stale.txt").exists()
+    assert Tagger.load(path).predict(["故宫博物院"])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model"]  # no temp folders left
 
 
@@ -144,8 +149,12 @@ def test_load_errors_name_the_problem(trained: Tagger, tmp_path: Path) -> None:
         Tagger.load(path)
     manifest.write_text(good, encoding="utf-8")
     (path / "encoder" / "coef.npy").unlink()
-    with pytest.raises(ModelError, match="tfidf encoder state is missing or corrupt"):
+    with pytest.raises(
+        ModelError, match=r"coef\.npy: missing: the tagger was saved with this file"
+    ):
         Tagger.load(path)
+    with pytest.raises(ModelError, match="tfidf encoder state is missing or corrupt"):
+        Tagger.load(path, verify=False)
 
 
 def test_evaluate_and_unknown_label_in_training(toy_file: Path, tmp_path: Path) -> None:

@@ -82,5 +82,5 @@ def test_missing_or_mismatched_state(tmp_path: Path) -> None:
     encoder.fit(TEXTS, TARGETS, MULTI)
     encoder.save(tmp_path)
     two_labels = Taxonomy.model_validate({"name": "x", "labels": [{"id": "a"}, {"id": "b"}]})
-    with pytest.raises(ModelError, match="does not match its taxonomy"):
+    with pytest.raises(ModelError, match=r"coef.npy: has shape \(\d+, \d+\), expected \(2, \d+\)"):
         make_encoder("tfidf").load(tmp_path, two_labels)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tagger_core import Encoder, ModelError, Taxonomy, hookimpl
+from tagger_core import Encoder, ModelError, Taxonomy, check_weights, hookimpl
 
 log = logging.getLogger("tagger")
 
@@ -227,17 +227,11 @@ class BertEncoder(Encoder[BertParams]):
         from transformers import AutoModelForSequenceClassification
 
         from .finetune import problem_type
-        from .runtime import (
-            ModelSource,
-            load_pretrained,
-            load_tokenizer,
-            materialize,
-            resolve_device,
-        )
+        from .runtime import ModelSource, load_saved, load_tokenizer, materialize, resolve_device
 
         state = _read_state(directory)
         source = ModelSource(str(directory), True)
-        model = load_pretrained(AutoModelForSequenceClassification, source, "weights", ModelError)
+        model = load_saved(AutoModelForSequenceClassification, directory, "weights")
         _check_labels(model.config, taxonomy, directory)
         if model.config.problem_type != problem_type(taxonomy):
             raise ModelError(
@@ -354,7 +348,7 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
         from transformers import AutoModel
 
         from .frozen import extractor_for
-        from .runtime import ModelSource, load_pretrained, load_tokenizer
+        from .runtime import ModelSource, load_saved, load_tokenizer
 
         state = _read_state(directory)
         try:
@@ -363,14 +357,11 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"missing or corrupt {HEAD_FILE}: {exc}", file=directory) from None
         source = ModelSource(str(directory), True)
-        backbone = load_pretrained(AutoModel, source, "weights", ModelError)
+        backbone = load_saved(AutoModel, directory, "weights")
         hidden = int(getattr(backbone.config, "hidden_size", -1))
-        if weight.shape != (len(taxonomy.labels), hidden) or bias.shape != (len(taxonomy.labels),):
-            raise ModelError(
-                f"the saved head ({weight.shape}) does not match {len(taxonomy.labels)} labels "
-                f"and hidden size {hidden}",
-                file=directory,
-            )
+        n_labels = len(taxonomy.labels)
+        check_weights(weight, directory / f"{HEAD_FILE}:weight", (n_labels, hidden))
+        check_weights(bias, directory / f"{HEAD_FILE}:bias", (n_labels,))
         tokenizer = load_tokenizer(source, ModelError)
         max_length = int(state.get("max_length", self.p.max_length))
         self.extractor = extractor_for(self.p, backbone, tokenizer, max_length, strict=False)

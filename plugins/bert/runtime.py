@@ -123,6 +123,20 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
+def load_saved(loader: Any, directory: Path, what: str) -> Any:
+    """A model saved inside a tagger: from safetensors only (never a pickle), every weight
+    checked finite, failures as one line naming the folder."""
+    model = load_pretrained(
+        loader, ModelSource(str(directory), True), what, ModelError, use_safetensors=True
+    )
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ModelError(
+                f"weight '{name}' holds non-finite values (NaN or infinity)", file=directory
+            )
+    return model
+
+
 def load_pretrained(
     loader: Any, source: ModelSource, what: str, error: type = PluginError, **kw: Any
 ) -> Any:

@@ -153,6 +153,11 @@ def validate_command(
     specs = collect_data_specs(data, data_values)
     options = file_options(kwargs)
     records = [r for spec in specs for r in read_raw(spec, kwargs["data_format"], options)]
+    if not records:  # nothing to check is a data error, as `train` says "no records"
+        click.echo(
+            f"No records in {', '.join(str(spec.path) for spec in specs)}: nothing to check."
+        )
+        ctx.exit(EXIT_DATA_ERRORS)
     if taxonomy is None:
         taxonomy = infer_taxonomy(records, "labels-in-data")
     report = validate_records(

@@ -10,6 +10,7 @@ import click
 from tagger_core.cli.options import (
     data_options,
     format_table,
+    no_verify_option,
     read_all,
     rule_override,
     rule_override_options,
@@ -130,6 +131,7 @@ def _print_single_label(truth: Any, pred: Any, evaluation: Any, taxonomy: Any) -
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @rule_override_options
 @click.option("--force", is_flag=True, help="Replace output files that exist.")
+@no_verify_option
 @data_options
 def evaluate_command(
     tagger_dir: Path,
@@ -147,6 +149,7 @@ def evaluate_command(
     rule: str | None,
     rule_params: tuple[str, ...],
     force: bool,
+    no_verify: bool,
     **kwargs: Any,
 ) -> None:
     """Evaluate a saved TAGGER on labelled DATA files.
@@ -164,7 +167,7 @@ def evaluate_command(
 
     outputs = (metrics_file, results_file, errors_file, sweep_file, sweep_plot, dump, report)
     check_targets(outputs, force)  # before any work: nothing is overwritten silently
-    tagger = Tagger.load(tagger_dir)
+    tagger = Tagger.load(tagger_dir, verify=not no_verify)
     override = rule_override(rule, rule_params)
     records, _ = read_all(data, kwargs, taxonomy=tagger.taxonomy)
     files = EvaluationFiles(

@@ -11,6 +11,7 @@ from tagger_core.cli.options import (
     LiveHelpOption,
     data_options,
     format_table,
+    no_verify_option,
     parse_params,
     read_all,
 )
@@ -188,6 +189,7 @@ def _print_per_label(details: list[dict[str, Any]]) -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed for the folds.")
 @click.option("--dry-run", is_flag=True, help="Show the candidates; save nothing.")
 @click.option("--force", is_flag=True, help="Replace an existing --output directory.")
+@no_verify_option
 @data_options
 def optimize_command(
     tagger_dir: Path,
@@ -204,6 +206,7 @@ def optimize_command(
     seed: int,
     dry_run: bool,
     force: bool,
+    no_verify: bool,
     **kwargs: Any,
 ) -> None:
     """Choose the decision rule of TAGGER on labelled VALID files and save it.
@@ -240,7 +243,7 @@ def optimize_command(
         check_tagger_target(output, force)
     fixed = _candidate_params(rule_params)
     check_rule_params(fixed)
-    tagger = Tagger.load(tagger_dir)
+    tagger = Tagger.load(tagger_dir, verify=not no_verify)
     records, _ = read_all(valid, kwargs, taxonomy=tagger.taxonomy)
     search = search_for(tagger.taxonomy, objective, thresholds, max_k, fixed)
     total = len(candidates(search, exclude=exclude, require=require))

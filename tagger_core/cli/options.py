@@ -63,9 +63,8 @@ data_options = stack(
     ),
     click.option(
         "--label-sep",
-        default="|",
-        show_default=True,
-        help="Label separator inside one CSV/TSV/Excel cell.",
+        help="Label separator inside one string of labels (default: '|' in CSV/TSV/Excel "
+        "cells; in JSON, labels are lists unless a separator is named).",
     ),
     click.option("--sheet", help="Excel sheet to read (default: the first)."),
 )
@@ -229,6 +228,12 @@ valid_ratio_option = click.option(
 )
 
 # -- applying a tagger ---------------------------------------------------------------------
+
+no_verify_option = click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Load TAGGER without checking its files against the SHA-256 sums of its manifest.",
+)
 
 rule_override_options = stack(
     click.option("--rule", help="Override the saved decision rule for this call."),

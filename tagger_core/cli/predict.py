@@ -11,27 +11,21 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tagger_core.cli.options import (
+    LiveHelpOption,
     data_options,
     file_options,
+    no_verify_option,
     rule_override,
     rule_override_options,
 )
 from tagger_core.components import FileOptions
 from tagger_core.data.io import record_fields
-from tagger_core.errors import DataError
 from tagger_core.files import check_target
 from tagger_core.schemas import Record
 
 if TYPE_CHECKING:
     from tagger_core.schemas import Prediction, Taxonomy
     from tagger_core.tagger import Tagger
-
-PREDICT_BATCH = 2048
-# The fields predictions add to every output row, beside the input's own fields (its gold
-# labels included, which pass through unchanged): the same in every format and on --json.
-PREDICTED = "predicted"
-PREDICTED_NAME = "predicted_name"  # display names of the predicted labels, with --display
-SCORES = "scores"
 
 
 def _display(taxonomy: Taxonomy, label: str) -> str:
@@ -52,25 +46,20 @@ def format_prediction(prediction: Prediction, taxonomy: Taxonomy, display: bool)
     else:
         best = max(prediction.scores, key=prediction.scores.__getitem__)
         labels = f"(no label; best: {shown(best)} {prediction.scores[best]:.2f})"
-    return f"{prediction.text}\t{labels}"
+    return f"{printable(prediction.text)}\t{labels}"
 
 
-def tagged(record: Record, prediction: Prediction, taxonomy: Taxonomy, display: bool) -> Record:
-    """``record`` with the prediction in its own fields; nothing of the input is replaced."""
+def printable(text: str) -> str:
+    """``text`` with control characters (and line separators) escaped, so that one name is
+    one line on a terminal and no escape sequence reaches it."""
+    import unicodedata
 
-    added: dict[str, Any] = {PREDICTED: list(prediction.labels)}
-    if display:
-        added[PREDICTED_NAME] = [_display(taxonomy, label) for label in prediction.labels]
-    added[SCORES] = prediction.scores
-    clash = [key for key in added if key in record.metadata]
-    if clash:
-        raise DataError(
-            f"the input already has a '{clash[0]}' field; predictions would overwrite it",
-            file=record.file,
-            row=record.row,
-            field=clash[0],
-        )
-    return record.model_copy(update={"metadata": {**record.metadata, **added}})
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+        else ch
+        for ch in text
+    )
 
 
 def _echo(
@@ -81,6 +70,7 @@ def _echo(
     as_json: bool,
     display: bool,
 ) -> None:
+    from tagger_core.workflows.predict import tagged
 
     for record, prediction in zip(records, predictions, strict=True):
         if as_json:
@@ -88,18 +78,6 @@ def _echo(
             click.echo(json.dumps(fields, ensure_ascii=False))
         else:
             click.echo(format_prediction(prediction, taxonomy, display))
-
-
-def _predict_in_batches(tagger: Tagger, texts: list[str], rule: Any) -> list[Prediction]:
-    from tagger_core.progress_bars import progress
-
-    predictions: list[Prediction] = []
-    with progress(total=len(texts), desc="predicting", unit="name") as bar:
-        for start in range(0, len(texts), PREDICT_BATCH):
-            batch = texts[start : start + PREDICT_BATCH]
-            predictions.extend(tagger.predict(batch, rule=rule))
-            bar.update(len(batch))
-    return predictions
 
 
 def interactive(
@@ -151,16 +129,15 @@ def interactive(
     "--json",
     "as_json",
     is_flag=True,
-    help=f"Print JSON lines: the input's fields, then '{PREDICTED}' and '{SCORES}' (as files get).",
+    cls=LiveHelpOption,
+    live_help=lambda: _fields_help(as_json=True),
 )
 @click.option(
-    "--display",
-    is_flag=True,
-    help=f"Show the labels' display names (e.g. Chinese names) too; files get a "
-    f"'{PREDICTED_NAME}' field.",
+    "--display", is_flag=True, cls=LiveHelpOption, live_help=lambda: _fields_help(as_json=False)
 )
 @rule_override_options
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
+@no_verify_option
 @data_options
 def predict_command(
     tagger_dir: Path,
@@ -173,6 +150,7 @@ def predict_command(
     rule: str | None,
     rule_params: tuple[str, ...],
     force: bool,
+    no_verify: bool,
     **kwargs: Any,
 ) -> None:
     """Tag names with a saved TAGGER.
@@ -180,28 +158,38 @@ def predict_command(
     Names come from the arguments, from --input FILE, from lines on standard input, or —
     on a terminal with none of these — from an interactive prompt (q to quit).
     """
-    from tagger_core.data.io import read_records, write_records, writer_for
+    from tagger_core.data.io import iter_records, writer_for
+    from tagger_core.progress_bars import progress
     from tagger_core.schemas import Record
     from tagger_core.tagger import Tagger
+    from tagger_core.workflows.predict import (
+        check_labels_kept,
+        predict_chunks,
+        predict_to_file,
+        with_labels,
+    )
 
     if texts and input_path:
         raise click.UsageError("give names as arguments or with --input, not both")
     if output is not None:
         check_target(output, force)
         writer_for(output, output_format)  # a format that cannot be written: refused now
-    tagger = Tagger.load(tagger_dir)
+    tagger = Tagger.load(tagger_dir, verify=not no_verify)
     override = rule_override(rule, rule_params)
     options = file_options(kwargs, require_labels=False)
+    records: Iterable[Record]
+    total = None
     if input_path is not None:
-        records = read_records(input_path, kwargs["data_format"], options)
+        records = iter_records(input_path, kwargs["data_format"], options)
+        total = rough_rows(input_path)
     elif texts:
         records = [Record(text=t, file="arguments", row=i) for i, t in enumerate(texts, start=1)]
     elif not sys.stdin.isatty():
-        records = [
+        records = (
             Record(text=line.strip(), file="<stdin>", row=i)
             for i, line in enumerate(sys.stdin, start=1)
             if line.strip()
-        ]
+        )
     else:
         if output is not None:
             raise click.UsageError("--output needs names from arguments, --input or standard input")
@@ -210,23 +198,48 @@ def predict_command(
         )
         interactive(tagger, override, lambda: input("name> "), as_json, display)
         return
-    for record in records:
-        if not record.text.strip():
-            raise DataError(
-                "empty text", file=record.file, row=record.row, field=kwargs["text_field"]
+    with progress(total=total, desc="predicting", unit="name") as bar:
+        if output is not None:
+            rows = predict_to_file(
+                tagger,
+                records,
+                output,
+                format=output_format,
+                options=options,
+                rule=override,
+                display=display,
+                progress=bar.update,
             )
-    predictions = _predict_in_batches(tagger, [r.text for r in records], override)
-    # Gold labels pass through where the input has them; unlabelled input gets no label field.
-    options = options.model_copy(update={"write_labels": any(r.labels for r in records)})
-    if output is None:
-        _echo(records, predictions, tagger.taxonomy, options, as_json, display)
-        return
-    out_records = [
-        tagged(record, prediction, tagger.taxonomy, display)
-        for record, prediction in zip(records, predictions, strict=True)
-    ]
-    write_records(output, out_records, output_format, options)
-    click.echo(f"Wrote {len(out_records)} predictions to {output}", err=True)
+            bar.close()
+            click.echo(f"Wrote {rows} predictions to {output}", err=True)
+            return
+        labelled: FileOptions | None = None
+        for batch, predictions in predict_chunks(
+            tagger, records, rule=override, progress=bar.update
+        ):
+            if labelled is None:
+                labelled = with_labels(options, batch)
+            check_labels_kept(labelled, batch)
+            _echo(batch, predictions, tagger.taxonomy, labelled, as_json, display)
+
+
+def _fields_help(as_json: bool) -> str:
+    from tagger_core.workflows.predict import PREDICTED, PREDICTED_NAME, SCORES
+
+    if as_json:
+        return f"Print JSON lines: the input's fields, then '{PREDICTED}' and '{SCORES}' (as files get)."
+    return f"Show the labels' display names (e.g. Chinese names) too; files get '{PREDICTED_NAME}'."
+
+
+def rough_rows(path: Path) -> int | None:
+    """The lines of a line-per-row file (for the bar's ETA); None for other formats."""
+    if path.suffix.lower() not in (".jsonl", ".ndjson", ".txt", ".csv", ".tsv", ".tab"):
+        return None
+    count = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            count += block.count(b"\n")
+    return count
 
 
 COMMANDS = [predict_command]

@@ -63,13 +63,14 @@ def train_command(
     taxonomy = tagger.taxonomy
     train, train_files = read_all(train_paths, kwargs, taxonomy=taxonomy)
     valid, valid_files = read_all(valid_paths, kwargs, taxonomy=taxonomy)
-    primary = tagger.encoder.is_primary()
-    if primary:
+
+    def announce() -> None:
         click.echo(
             f"Training '{tagger.encoder.name}' on {len(train)} records ({len(valid)} validation) "
             f"with taxonomy '{taxonomy.name}' ({len(taxonomy.labels)} labels)…",
             err=True,
         )
+
     saved = train_and_save(
         tagger,
         train,
@@ -79,6 +80,7 @@ def train_command(
         force=force,
         train_files=train_files,
         valid_files=valid_files,
+        on_start=announce,
     )
     if not saved:
         return  # a helper process of a distributed run: the primary one reports

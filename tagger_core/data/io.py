@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tagger_core.components import DataSource, FileOptions
+from tagger_core.components import DataSource, FileOptions, RecordWriter
 from tagger_core.errors import DataError, TaggerError
-from tagger_core.files import atomic_path
+from tagger_core.files import atomic_path, sha256_of
 from tagger_core.registry import data_source_for
 from tagger_core.schemas import DataFile, Record, Taxonomy
 from tagger_core.taxonomy import LabelEncoder
@@ -32,19 +33,34 @@ def read_records(
 ) -> list[Record]:
     """Every record of ``path``; empty texts are errors, never silently dropped. With a
     ``taxonomy``, labels are checked too, row by row, so the first bad row is reported."""
+    return list(iter_records(path, format, options, taxonomy))
+
+
+def iter_records(
+    path: str | Path,
+    format: str | None = None,
+    options: FileOptions | None = None,
+    taxonomy: Taxonomy | None = None,
+) -> Iterator[Record]:
+    """The records of ``path`` one at a time, checked as :func:`read_records` checks them:
+    a file larger than memory is read in bounded memory where its format allows."""
+    path = Path(path)
     options = options or FileOptions()
-    records = read_unchecked(path, format, options)
+    if not path.is_file():
+        raise DataError("file does not exist" if not path.exists() else "not a file", file=path)
     labels = LabelEncoder(taxonomy) if taxonomy is not None else None
-    for record in records:
+    empty = True
+    for record in data_source_for(path, format).iter_read(path, options):
         if not record.text.strip():
             raise DataError(
                 "empty text", file=record.file, row=record.row, field=options.text_field
             )
         if labels is not None:
             labels.columns(record, options.label_field)
-    if not records:
+        empty = False
+        yield record
+    if empty:
         raise DataError("no records in file", file=path)
-    return records
 
 
 def write_records(
@@ -53,11 +69,23 @@ def write_records(
     format: str | None = None,
     options: FileOptions | None = None,
 ) -> None:
+    with record_writer(path, format, options) as writer:
+        writer.write(records)
+
+
+@contextmanager
+def record_writer(
+    path: str | Path, format: str | None = None, options: FileOptions | None = None
+) -> Iterator[RecordWriter]:
+    """A writer that takes records in chunks and leaves ``path`` complete or untouched:
+    it writes a temporary file beside it, renamed over it only when the block ends."""
     path = Path(path)
     source = writer_for(path, format)
     with atomic_path(path) as temporary:
         try:
-            source.write(temporary, list(records), options or FileOptions())
+            writer = source.open_writer(temporary, options or FileOptions())
+            yield writer
+            writer.close()
         except TaggerError as error:  # name the target, not the temporary file
             if error.file == str(temporary):
                 error.file = str(path)
@@ -77,24 +105,28 @@ def writer_for(path: str | Path, format: str | None = None) -> DataSource[Any]:
 
 
 def fingerprint(path: str | Path, rows: int) -> DataFile:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return DataFile(path=str(path), sha256=digest.hexdigest(), rows=rows)
+    return DataFile(path=str(path), sha256=sha256_of(path), rows=rows)
+
+
+DEFAULT_LABEL_SEP = "|"
 
 
 def record_from_fields(
-    fields: dict[str, object], *, file: Path, row: int, options: FileOptions
+    fields: dict[str, object], *, file: Path, row: int, options: FileOptions, cells: bool = False
 ) -> Record:
     """A record from one parsed row, shared by all readers so they fail alike.
 
-    Labels may be a list or one string joined by ``options.label_sep``; other fields are
-    kept as metadata rather than dropped.
+    Labels are a list, or one string joined by ``options.label_sep``: always in table
+    ``cells`` (default "|"), in JSON only when a separator is named. Other fields are kept
+    as metadata rather than dropped.
     """
     text = fields.get(options.text_field)
     if text is None:
         raise DataError("missing field", file=file, row=row, field=options.text_field)
+    if isinstance(text, float) and not math.isfinite(text):
+        raise DataError(
+            f"expected a name, got {text}", file=file, row=row, field=options.text_field
+        )
     if isinstance(text, int | float) and not isinstance(text, bool):
         text = str(text)
     if not isinstance(text, str):
@@ -110,7 +142,16 @@ def record_from_fields(
         if options.require_labels:
             raise DataError("missing field", file=file, row=row, field=options.label_field)
     elif isinstance(raw_labels, str):
-        labels = [part.strip() for part in raw_labels.split(options.label_sep) if part.strip()]
+        sep = options.label_sep or (DEFAULT_LABEL_SEP if cells else None)
+        if sep is None:
+            raise DataError(
+                f"expected a list of labels, got the string {raw_labels!r}; name a separator "
+                "(--label-sep) to split strings into labels",
+                file=file,
+                row=row,
+                field=options.label_field,
+            )
+        labels = [part.strip() for part in raw_labels.split(sep) if part.strip()]
     elif isinstance(raw_labels, list):
         for item in raw_labels:
             if not isinstance(item, str) or not item.strip():

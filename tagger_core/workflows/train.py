@@ -4,13 +4,15 @@ many taggers quietly (for cross-validation and source comparison)."""
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from tagger_core.data.split import hold_out
 from tagger_core.errors import PluginError, TaggerError
+from tagger_core.files import exclusive
 from tagger_core.registry import default_encoder_name, encoders
 from tagger_core.schemas import DataFile, Record, Taxonomy
 from tagger_core.tagger import NormalizerSpec, Tagger, check_tagger_target
@@ -61,17 +63,40 @@ def train_and_save(
     force: bool = False,
     train_files: Sequence[DataFile] = (),
     valid_files: Sequence[DataFile] = (),
+    on_start: Callable[[], None] | None = None,
 ) -> bool:
     """Train, then save from the primary process only (every process of a distributed run
-    trains); True where this process saved."""
+    trains); True where this process saved. The target is checked and locked first (a
+    second writer is refused before any work), then ``on_start`` runs, then training."""
     check_tagger_target(output, force)
-    if not valid and tagger.encoder.is_primary():
-        log.warning("no --valid file: the tagger is saved without validation metrics")
-    tagger.train(train, valid, seed=seed, train_files=train_files, valid_files=valid_files)
-    if not tagger.encoder.is_primary():
-        return False
-    tagger.save(output, force=force)
+    primary = tagger.encoder.is_primary()
+    with exclusive(output) if primary else nullcontext():
+        if primary:
+            remove_leftovers(output)
+            if on_start is not None:
+                on_start()
+        if not valid and primary:
+            log.warning("no --valid file: the tagger is saved without validation metrics")
+        tagger.train(train, valid, seed=seed, train_files=train_files, valid_files=valid_files)
+        if not primary:
+            return False
+        tagger.save(output, force=force)
     return True
+
+
+def remove_leftovers(output: Path) -> list[Path]:
+    """Remove the hidden ``.NAME.*.partial`` and ``.NAME.*.old`` folders a killed save left
+    beside ``output`` (call it holding the target's lock); returns what was removed."""
+    found = [
+        p
+        for pattern in (f".{output.name}.*.partial", f".{output.name}.*.old")
+        for p in output.parent.glob(pattern)
+        if p.is_dir()
+    ]
+    for leftover in found:
+        shutil.rmtree(leftover, ignore_errors=True)
+        log.info("removed %s, left by an interrupted save", leftover)
+    return found
 
 
 class _Counter(logging.Filter):

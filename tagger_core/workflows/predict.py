@@ -1,0 +1,107 @@
+"""Tag records in chunks: read, score and write a chunk at a time, so that memory stays
+flat however long the input, and an output file is complete or untouched."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from tagger_core.components import FileOptions
+from tagger_core.data.io import record_writer
+from tagger_core.errors import DataError
+from tagger_core.schemas import Prediction, Record, Taxonomy
+from tagger_core.tagger import RuleSpec, Tagger
+
+CHUNK = 2048
+# The fields predictions add to every output row, beside the input's own fields (its gold
+# labels included, which pass through unchanged): the same in every format and on --json.
+PREDICTED = "predicted"
+PREDICTED_NAME = "predicted_name"  # display names of the predicted labels, with --display
+SCORES = "scores"
+
+
+def tagged(record: Record, prediction: Prediction, taxonomy: Taxonomy, display: bool) -> Record:
+    """``record`` with the prediction in its own fields; nothing of the input is replaced."""
+    added: dict[str, Any] = {PREDICTED: list(prediction.labels)}
+    if display:
+        added[PREDICTED_NAME] = [taxonomy.label(label).display_name for label in prediction.labels]
+    added[SCORES] = prediction.scores
+    clash = [key for key in added if key in record.metadata]
+    if clash:
+        raise DataError(
+            f"the input already has a '{clash[0]}' field; predictions would overwrite it",
+            file=record.file,
+            row=record.row,
+            field=clash[0],
+        )
+    return record.model_copy(update={"metadata": {**record.metadata, **added}})
+
+
+def predict_chunks(
+    tagger: Tagger,
+    records: Iterable[Record],
+    *,
+    rule: RuleSpec = None,
+    chunk: int | None = None,
+    progress: Callable[[int], Any] | None = None,
+) -> Iterator[tuple[list[Record], list[Prediction]]]:
+    """(records, predictions) a chunk (default :data:`CHUNK`) at a time, in input order."""
+    iterator = iter(records)
+    while batch := list(itertools.islice(iterator, chunk or CHUNK)):
+        yield batch, tagger.predict([r.text for r in batch], rule=rule)
+        if progress is not None:
+            progress(len(batch))
+
+
+def with_labels(options: FileOptions, first: list[Record]) -> FileOptions:
+    """Gold labels pass through where the input has them (seen in the first chunk);
+    unlabelled input gets no invented label field."""
+    return options.model_copy(update={"write_labels": any(r.labels for r in first)})
+
+
+def check_labels_kept(options: FileOptions, batch: list[Record]) -> None:
+    if options.write_labels:
+        return
+    for record in batch:
+        if record.labels:
+            raise DataError(
+                "has labels although the first rows have none; the output has no label "
+                "field for them: give every row its labels, or none",
+                file=record.file,
+                row=record.row,
+                field=options.label_field,
+            )
+
+
+def predict_to_file(
+    tagger: Tagger,
+    records: Iterable[Record],
+    output: Path,
+    *,
+    format: str | None = None,
+    options: FileOptions | None = None,
+    rule: RuleSpec = None,
+    display: bool = False,
+    progress: Callable[[int], Any] | None = None,
+) -> int:
+    """Tag ``records`` into ``output`` chunk by chunk; returns the rows written."""
+    options = options or FileOptions()
+    chunks = predict_chunks(tagger, records, rule=rule, progress=progress)
+    first = next(chunks, None)
+    if first is None:
+        return 0
+    options = with_labels(options, first[0])
+    written = 0
+    with record_writer(output, format, options) as writer:
+        for batch, predictions in itertools.chain([first], chunks):
+            check_labels_kept(options, batch)
+            writer.write(
+                [
+                    tagged(record, prediction, tagger.taxonomy, display)
+                    for record, prediction in zip(batch, predictions, strict=True)
+                ]
+            )
+            written += len(batch)
+    return written

@@ -1,0 +1,93 @@
+"""Inputs that once produced a traceback or a silent surprise: each is now one line naming
+the file, row and field, with exit status 2 (or 1 from validate)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import TOY, one_line_error
+
+from tagger_core import DataError, FileOptions, Record, Tagger, read_records
+from tagger_core.cli import cli
+
+
+def _train(path: Path, *extra: str):
+    out = path.parent / "m"
+    return CliRunner().invoke(
+        cli, ["train", "--taxonomy", "attractions", "--train", str(path), "-o", str(out), *extra]
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("deep.json", "[" * 100_000 + "]" * 100_000, "JSON nested too deeply to read"),
+        ("deep.jsonl", '{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+         "row 1: JSON nested too deeply to read"),
+        ("long.json", '[{"text": "a", "label": [], "n": ' + "9" * 5000 + "}]",
+         "unreadable JSON value (Exceeds the limit (4300 digits)"),
+        ("nan.json", '[{"text": NaN, "label": ["Others"]}]', "unreadable JSON value (NaN is not valid JSON)"),
+        ("inf.jsonl", '{"text": "a", "label": ["Others"], "w": Infinity}\n',
+         "row 1: unreadable JSON value (Infinity is not valid JSON)"),
+        ("number.json", '[{"text": "a", "label": [3]}]',
+         "row 1, field 'label': labels must be non-empty strings, got 3"),
+        ("string.json", '[{"text": "故宫", "label": "Museums & Galleries|Others"}]',
+         "row 1, field 'label': expected a list of labels, got the string 'Museums & Galleries|Others'; "
+         "name a separator (--label-sep) to split strings into labels"),
+    ],
+)  # fmt: skip
+def test_hostile_json_is_one_line(tmp_path: Path, name: str, content: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    line = one_line_error(_train(path))
+    assert line.startswith(f"Error: {path}") and message in line, line
+
+
+def test_a_label_string_splits_once_a_separator_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "string.json"
+    path.write_text('[{"text": "故宫", "label": "Museums & Galleries|Others"}]', "utf-8")
+    [record] = read_records(path, options=FileOptions(label_sep="|"))
+    assert record.labels == ("Museums & Galleries", "Others")
+    csv = tmp_path / "cells.csv"
+    csv.write_text("text,label\n故宫,Museums & Galleries|Others\n", encoding="utf-8")
+    assert read_records(csv)[0].labels == ("Museums & Galleries", "Others")  # cells: "|"
+
+
+def test_a_zip_bomb_is_refused_before_unpacking(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/worksheets/sheet1.xml", b"0" * (80 << 20))  # 80 MB of zeros
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(
+        DataError, match=r"unpacks to 80 MB from 0 MB: refused as a possible zip bomb"
+    ):
+        read_records(bomb)
+
+
+def test_validate_says_no_records_and_exits_1(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["validate", str(empty), "--taxonomy", "attractions"])
+    assert result.exit_code == 1
+    assert result.stdout.strip() == f"No records in {empty}: nothing to check."
+
+
+def test_plain_text_output_escapes_control_characters(tmp_path: Path) -> None:
+    records = [Record(text=t, labels=tuple(labels)) for t, labels in TOY]
+    model = Tagger.create("attractions").train(records).save(tmp_path / "m")
+    names = tmp_path / "names.jsonl"
+    rows = [{"text": "故宫\x1b[31m红"}, {"text": "两行\n名字"}, {"text": "分\u2028隔"}]
+    names.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["predict", str(model), "-i", str(names)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and "\x1b" not in result.stdout
+    assert [line.split("\t")[0] for line in lines] == [
+        "故宫\\x1b[31m红",
+        "两行\\n名字",
+        "分\\u2028隔",
+    ]
