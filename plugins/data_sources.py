@@ -104,7 +104,11 @@ class JsonSource(DataSource):
 
     def iter_read(self, path: Path, options: FileOptions) -> Iterator[Record]:
         """The array's objects one at a time, with an incremental parser (ijson)."""
-        import ijson
+        try:
+            import ijson
+        except ImportError:  # a --no-deps install: whole-file parsing still works
+            yield from self.read(path, options)
+            return
 
         with open(path, "rb") as handle:
             if handle.read(3) != b"\xef\xbb\xbf":

@@ -81,6 +81,11 @@ def register_plugin():
         manager.unregister(name=name)
 
 
+def train_args(data: Path, out: Path, *extra: str) -> list[str]:
+    """`tagger train` on the attraction taxonomy: the arguments many CLI tests start from."""
+    return ["train", "--taxonomy", "attractions", "--train", str(data), "-o", str(out), *extra]
+
+
 def one_line_error(result) -> str:
     """The CLI's error output, checked to be exactly one 'Error: ...' line, no traceback."""
     assert result.exit_code == 2, (result.exit_code, result.output)

@@ -9,17 +9,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import TOY, one_line_error
+from conftest import TOY, one_line_error, train_args
 
 from tagger_core import DataError, FileOptions, Record, Tagger, read_records
 from tagger_core.cli import cli
 
 
 def _train(path: Path, *extra: str):
-    out = path.parent / "m"
-    return CliRunner().invoke(
-        cli, ["train", "--taxonomy", "attractions", "--train", str(path), "-o", str(out), *extra]
-    )
+    return CliRunner().invoke(cli, train_args(path, path.parent / "m", *extra))
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES, TOY, one_line_error, write_json
+from conftest import EXAMPLES, TOY, one_line_error, train_args, write_json
 from tagger_plugins.tfidf import TfidfEncoder
 
 from tagger_core import (
@@ -74,9 +74,7 @@ def test_train_uses_the_defaults_its_help_states(tmp_path: Path, toy_file: Path)
     encoder, multi_rule, single_rule = help_defaults("train")
     runner = CliRunner()
     out = tmp_path / "multi"
-    result = runner.invoke(
-        cli, ["train", "--taxonomy", "attractions", "--train", str(toy_file), "-o", str(out)]
-    )
+    result = runner.invoke(cli, train_args(toy_file, out))
     assert result.exit_code == 0, result.output
     assert (_manifest(out)["encoder"]["name"], _manifest(out)["rule"]["name"]) == (
         encoder,
@@ -165,9 +163,7 @@ def test_predict_reads_plain_text_one_name_per_line(model: Path, tmp_path: Path)
         f"Error: {tmp_path / 'o.txt'}: the txt data source holds names only and cannot be "
         "written; write to .jsonl, .json, .csv, .tsv or .xlsx"
     )
-    line = one_line_error(
-        runner.invoke(cli, ["train", "--taxonomy", "attractions", "--train", str(names), "-o", "x"])
-    )
+    line = one_line_error(runner.invoke(cli, train_args(names, tmp_path / "x")))
     assert line.startswith(f"Error: {names}: plain text holds names only, no labels")
 
 
@@ -211,9 +207,7 @@ def test_predictions_show_display_names(model: Path) -> None:
 )  # fmt: skip
 def test_train_reports_the_first_bad_row(tmp_path: Path, rows: list, expected: str) -> None:
     data = write_json(tmp_path / "bad.json", rows)
-    result = CliRunner().invoke(
-        cli, ["train", "--taxonomy", "attractions", "--train", str(data), "-o", str(tmp_path / "m")]
-    )
+    result = CliRunner().invoke(cli, train_args(data, tmp_path / "m"))
     assert one_line_error(result) == f"Error: {data}, {expected}"
     assert "Training" not in result.output
 
@@ -332,7 +326,7 @@ def test_a_helper_process_neither_announces_nor_saves(
 ) -> None:
     register_plugin(HelperEncoders(), "helper-encoders")
     out = tmp_path / "m"
-    args = ["train", "--taxonomy", "attractions", "--train", str(toy_file), "-o", str(out)]
+    args = train_args(toy_file, out)
     result = CliRunner().invoke(cli, [*args, "--encoder", "helper-tfidf"])
     assert result.exit_code == 0, result.output
     assert result.output == "" and not out.exists()
@@ -341,15 +335,7 @@ def test_a_helper_process_neither_announces_nor_saves(
 
 
 def test_model_option_needs_an_encoder_that_takes_one(toy_file: Path, tmp_path: Path) -> None:
-    args = [
-        "train",
-        "--taxonomy",
-        "attractions",
-        "--train",
-        str(toy_file),
-        "-o",
-        str(tmp_path / "m"),
-    ]
+    args = train_args(toy_file, tmp_path / "m")
     line = one_line_error(CliRunner().invoke(cli, [*args, "--model", "some/model", "--force"]))
     assert line == "Error: encoder 'tfidf' takes no pretrained model (--model)"
 

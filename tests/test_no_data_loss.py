@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES, TOY, one_line_error
+from conftest import EXAMPLES, TOY, one_line_error, train_args
 
 from tagger_core import Record, Tagger
 from tagger_core.cli import cli
@@ -91,8 +91,7 @@ def test_train_refuses_a_bad_target_before_training(tmp_path: Path, toy_file: Pa
         (tmp_path / "notes", "exists and is not a tagger directory; not replacing it"),
         (tmp_path / "file" / "m", "is a file, not a folder"),
     ):
-        args = ["train", "--taxonomy", "attractions", "--train", str(toy_file)]
-        result = runner.invoke(cli, [*args, "-o", str(target), "--force"])
+        result = runner.invoke(cli, train_args(toy_file, target, "--force"))
         assert expected in one_line_error(result)
         assert "Training" not in result.output  # refused before any work
     assert (tmp_path / "notes" / "mine.txt").read_text() == "keep me"

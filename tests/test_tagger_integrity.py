@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import TOY, one_line_error
+from conftest import TOY, one_line_error, train_args
 
 from tagger_core import ModelError, Record, Tagger, TaggerError
 from tagger_core.cli import cli
@@ -94,7 +94,7 @@ def test_no_verify_skips_the_checksums_but_not_the_array_checks(saved: Path) -> 
 
 def test_a_second_writer_of_one_target_is_refused_at_once(tmp_path: Path, toy_file: Path) -> None:
     target = tmp_path / "m"
-    args = ["train", "--taxonomy", "attractions", "--train", str(toy_file), "-o", str(target)]
+    args = train_args(toy_file, target)
     with exclusive(target):  # another `tagger train -o m` is running (this process)
         result = CliRunner().invoke(cli, args)
         line = one_line_error(result)
@@ -115,15 +115,7 @@ def test_leftovers_of_a_killed_save_are_removed_by_the_next_write(
     for leftover in (".m.x1.partial", ".m.x2.old"):
         (tmp_path / leftover / "tagger").mkdir(parents=True)
     (tmp_path / ".other.x3.partial").mkdir()  # another target's: not touched
-    args = [
-        "train",
-        "--taxonomy",
-        "attractions",
-        "--train",
-        str(toy_file),
-        "-o",
-        str(tmp_path / "m"),
-    ]
+    args = train_args(toy_file, tmp_path / "m")
     assert CliRunner().invoke(cli, args).exit_code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.x3.partial", "m", "toy.json"]
 
