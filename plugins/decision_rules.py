@@ -273,12 +273,6 @@ def _stratified_folds(y: np.ndarray, folds: int, rng: np.random.Generator) -> np
     return ids
 
 
-def _counts(chosen: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    return np.array(
-        [(chosen & truth).sum(), (chosen & ~truth).sum(), (~chosen & truth).sum()], dtype=float
-    )
-
-
 class PerLabelRule(DecisionRule[PerLabelParams]):
     name = "per-label"
     description = (
