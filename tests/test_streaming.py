@@ -83,3 +83,12 @@ def test_chunked_writers_write_what_one_write_would(tmp_path: Path, suffix: str)
             writer.write(records[start : start + 3])
     back = read_records(tmp_path / f"chunked{suffix}")
     assert [(r.text, r.labels) for r in back] == [(r.text, r.labels) for r in records]
+
+
+def test_an_empty_name_from_any_input_is_one_line(model: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["predict", str(model), "故宫", " "])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "Error: arguments, row 2, field 'text': empty text"
+    result = runner.invoke(cli, ["predict", str(model), "--json"], input="故宫\n\n海洋公园\n")
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 2  # blank lines skipped

@@ -63,21 +63,26 @@ def printable(text: str) -> str:
 
 
 def _echo(
+    tagger: Tagger,
     records: Iterable[Record],
-    predictions: Iterable[Prediction],
-    taxonomy: Taxonomy,
     options: FileOptions,
+    rule: Any,
     as_json: bool,
     display: bool,
+    progress: Any = None,
 ) -> None:
-    from tagger_core.workflows.predict import tagged
+    """Predictions on standard output: JSON lines with the fields files get, or text."""
+    from tagger_core.workflows.predict import tagged_chunks
 
-    for record, prediction in zip(records, predictions, strict=True):
-        if as_json:
-            fields = record_fields(tagged(record, prediction, taxonomy, display), options)
-            click.echo(json.dumps(fields, ensure_ascii=False))
-        else:
-            click.echo(format_prediction(prediction, taxonomy, display))
+    chunks = tagged_chunks(
+        tagger, records, options=options, rule=rule, display=display, progress=progress
+    )
+    for out, predictions, write_options in chunks:
+        for record, prediction in zip(out, predictions, strict=True):
+            if as_json:
+                click.echo(json.dumps(record_fields(record, write_options), ensure_ascii=False))
+            else:
+                click.echo(format_prediction(prediction, tagger.taxonomy, display))
 
 
 def interactive(
@@ -96,16 +101,7 @@ def interactive(
             from tagger_core.components import FileOptions
             from tagger_core.schemas import Record
 
-            record = Record(text=line)
-            options = FileOptions(write_labels=False)
-            _echo(
-                [record],
-                tagger.predict([line], rule=rule),
-                tagger.taxonomy,
-                options,
-                as_json,
-                display,
-            )
+            _echo(tagger, [Record(text=line)], FileOptions(), rule, as_json, display)
 
 
 @click.command("predict")
@@ -162,12 +158,7 @@ def predict_command(
     from tagger_core.progress_bars import progress
     from tagger_core.schemas import Record
     from tagger_core.tagger import Tagger
-    from tagger_core.workflows.predict import (
-        check_labels_kept,
-        predict_chunks,
-        predict_to_file,
-        with_labels,
-    )
+    from tagger_core.workflows.predict import predict_to_file
 
     if texts and input_path:
         raise click.UsageError("give names as arguments or with --input, not both")
@@ -213,14 +204,7 @@ def predict_command(
             bar.close()
             click.echo(f"Wrote {rows} predictions to {output}", err=True)
             return
-        labelled: FileOptions | None = None
-        for batch, predictions in predict_chunks(
-            tagger, records, rule=override, progress=bar.update
-        ):
-            if labelled is None:
-                labelled = with_labels(options, batch)
-            check_labels_kept(labelled, batch)
-            _echo(batch, predictions, tagger.taxonomy, labelled, as_json, display)
+        _echo(tagger, records, options, override, as_json, display, bar.update)
 
 
 def _fields_help(as_json: bool) -> str:

@@ -55,24 +55,44 @@ def predict_chunks(
             progress(len(batch))
 
 
-def with_labels(options: FileOptions, first: list[Record]) -> FileOptions:
-    """Gold labels pass through where the input has them (seen in the first chunk);
-    unlabelled input gets no invented label field."""
-    return options.model_copy(update={"write_labels": any(r.labels for r in first)})
+def tagged_chunks(
+    tagger: Tagger,
+    records: Iterable[Record],
+    *,
+    options: FileOptions,
+    rule: RuleSpec = None,
+    display: bool = False,
+    progress: Callable[[int], Any] | None = None,
+) -> Iterator[tuple[list[Record], list[Prediction], FileOptions]]:
+    """(tagged records, predictions, the options to write them with) a chunk at a time.
 
-
-def check_labels_kept(options: FileOptions, batch: list[Record]) -> None:
-    if options.write_labels:
-        return
-    for record in batch:
-        if record.labels:
-            raise DataError(
-                "has labels although the first rows have none; the output has no label "
-                "field for them: give every row its labels, or none",
-                file=record.file,
-                row=record.row,
-                field=options.label_field,
+    Gold labels pass through where the input has them (seen in the first chunk);
+    unlabelled input gets no invented label field, and a later row with labels is refused
+    rather than losing them."""
+    write_options: FileOptions | None = None
+    for batch, predictions in predict_chunks(tagger, records, rule=rule, progress=progress):
+        if write_options is None:
+            write_options = options.model_copy(
+                update={"write_labels": any(r.labels for r in batch)}
             )
+        for record in batch:
+            if not record.text.strip():
+                raise DataError(
+                    "empty text", file=record.file, row=record.row, field=options.text_field
+                )
+            if record.labels and not write_options.write_labels:
+                raise DataError(
+                    "has labels although the first rows have none; the output has no label "
+                    "field for them: give every row its labels, or none",
+                    file=record.file,
+                    row=record.row,
+                    field=options.label_field,
+                )
+        out = [
+            tagged(record, prediction, tagger.taxonomy, display)
+            for record, prediction in zip(batch, predictions, strict=True)
+        ]
+        yield out, predictions, write_options
 
 
 def predict_to_file(
@@ -87,21 +107,20 @@ def predict_to_file(
     progress: Callable[[int], Any] | None = None,
 ) -> int:
     """Tag ``records`` into ``output`` chunk by chunk; returns the rows written."""
-    options = options or FileOptions()
-    chunks = predict_chunks(tagger, records, rule=rule, progress=progress)
+    chunks = tagged_chunks(
+        tagger,
+        records,
+        options=options or FileOptions(),
+        rule=rule,
+        display=display,
+        progress=progress,
+    )
     first = next(chunks, None)
     if first is None:
         return 0
-    options = with_labels(options, first[0])
     written = 0
-    with record_writer(output, format, options) as writer:
-        for batch, predictions in itertools.chain([first], chunks):
-            check_labels_kept(options, batch)
-            writer.write(
-                [
-                    tagged(record, prediction, tagger.taxonomy, display)
-                    for record, prediction in zip(batch, predictions, strict=True)
-                ]
-            )
-            written += len(batch)
+    with record_writer(output, format, first[2]) as writer:
+        for out, _, _ in itertools.chain([first], chunks):
+            writer.write(out)
+            written += len(out)
     return written
