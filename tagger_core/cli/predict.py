@@ -18,13 +18,11 @@ from tagger_core.cli.options import (
     rule_override,
     rule_override_options,
 )
-from tagger_core.components import FileOptions
-from tagger_core.data.io import record_fields
 from tagger_core.files import check_target
-from tagger_core.schemas import Record
 
-if TYPE_CHECKING:
-    from tagger_core.schemas import Prediction, Taxonomy
+if TYPE_CHECKING:  # the modules themselves load when a command runs: `tagger --help` stays fast
+    from tagger_core.components import FileOptions
+    from tagger_core.schemas import Prediction, Record, Taxonomy
     from tagger_core.tagger import Tagger
 
 
@@ -72,6 +70,7 @@ def _echo(
     progress: Any = None,
 ) -> None:
     """Predictions on standard output: JSON lines with the fields files get, or text."""
+    from tagger_core.data.io import record_fields
     from tagger_core.workflows.predict import tagged_chunks
 
     chunks = tagged_chunks(

@@ -16,12 +16,17 @@ from tagger_core.schemas import DataFile, Record, Taxonomy
 from tagger_core.taxonomy import LabelEncoder
 
 
-def read_unchecked(path: str | Path, format: str | None, options: FileOptions) -> list[Record]:
-    """The records of ``path`` as its data source reads them, empty names included, so
-    that a checker can report them all instead of stopping at the first."""
+def existing_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise DataError("file does not exist" if not path.exists() else "not a file", file=path)
+    return path
+
+
+def read_unchecked(path: str | Path, format: str | None, options: FileOptions) -> list[Record]:
+    """The records of ``path`` as its data source reads them, empty names included, so
+    that a checker can report them all instead of stopping at the first."""
+    path = existing_file(path)
     return data_source_for(path, format).read(path, options)
 
 
@@ -44,10 +49,8 @@ def iter_records(
 ) -> Iterator[Record]:
     """The records of ``path`` one at a time, checked as :func:`read_records` checks them:
     a file larger than memory is read in bounded memory where its format allows."""
-    path = Path(path)
+    path = existing_file(path)
     options = options or FileOptions()
-    if not path.is_file():
-        raise DataError("file does not exist" if not path.exists() else "not a file", file=path)
     labels = LabelEncoder(taxonomy) if taxonomy is not None else None
     empty = True
     for record in data_source_for(path, format).iter_read(path, options):

@@ -39,22 +39,6 @@ def tagged(record: Record, prediction: Prediction, taxonomy: Taxonomy, display: 
     return record.model_copy(update={"metadata": {**record.metadata, **added}})
 
 
-def predict_chunks(
-    tagger: Tagger,
-    records: Iterable[Record],
-    *,
-    rule: RuleSpec = None,
-    chunk: int | None = None,
-    progress: Callable[[int], Any] | None = None,
-) -> Iterator[tuple[list[Record], list[Prediction]]]:
-    """(records, predictions) a chunk (default :data:`CHUNK`) at a time, in input order."""
-    iterator = iter(records)
-    while batch := list(itertools.islice(iterator, chunk or CHUNK)):
-        yield batch, tagger.predict([r.text for r in batch], rule=rule)
-        if progress is not None:
-            progress(len(batch))
-
-
 def tagged_chunks(
     tagger: Tagger,
     records: Iterable[Record],
@@ -70,7 +54,8 @@ def tagged_chunks(
     unlabelled input gets no invented label field, and a later row with labels is refused
     rather than losing them."""
     write_options: FileOptions | None = None
-    for batch, predictions in predict_chunks(tagger, records, rule=rule, progress=progress):
+    iterator = iter(records)
+    while batch := list(itertools.islice(iterator, CHUNK)):
         if write_options is None:
             write_options = options.model_copy(
                 update={"write_labels": any(r.labels for r in batch)}
@@ -88,6 +73,9 @@ def tagged_chunks(
                     row=record.row,
                     field=options.label_field,
                 )
+        predictions = tagger.predict([r.text for r in batch], rule=rule)  # checked first
+        if progress is not None:
+            progress(len(batch))
         out = [
             tagged(record, prediction, tagger.taxonomy, display)
             for record, prediction in zip(batch, predictions, strict=True)
