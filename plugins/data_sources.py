@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from tagger_core import (
     FileOptions,
     Record,
     RecordWriter,
+    Row,
     hookimpl,
     record_fields,
     record_from_fields,
@@ -60,6 +62,35 @@ def _reject_constant(name: str) -> Any:
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+try:  # JSON Lines read and written ten times faster; the standard library decides the rest
+    import orjson
+except ImportError:  # a --no-deps install: the standard library alone, slower
+    orjson = None  # type: ignore[assignment]
+
+# orjson reads integers past 64 bits as floats (changing them): lines with a run of this
+# many digits are parsed by the standard library, which keeps them exact.
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def _parse_json_line(line: str, path: Path, row: int) -> Any:
+    """One line of JSON Lines: fast where orjson reads it exactly; anything it refuses or
+    might change goes to :func:`_parse_json`, which accepts it or names the problem."""
+    if orjson is not None and not _LONG_DIGITS.search(line):
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError:
+            pass
+    return _parse_json(line, path, row)
+
+
+def _json_line(row: Row) -> bytes:
+    if orjson is not None:
+        try:
+            return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:  # an integer past 64 bits, a key that is not a string
+            pass
+    return (_ENCODER.encode(row) + "\n").encode("utf-8")
 
 
 def _parse_json(text: str, path: Path, row: int | None = None) -> Any:
@@ -158,9 +189,9 @@ EXACT_ERRORS_BELOW = 256 << 20
 
 
 class _JsonArrayWriter(_LineWriter):
-    def write(self, records: Sequence[Record]) -> None:
-        for record in records:
-            text = json.dumps(record_fields(record, self.options), ensure_ascii=False, indent=2)
+    def write_rows(self, rows: Sequence[Row]) -> None:
+        for row in rows:
+            text = json.dumps(row, ensure_ascii=False, indent=2)
             self.handle.write(("[\n" if self.count == 0 else ",\n") + _indented(text))
             self.count += 1
 
@@ -185,7 +216,7 @@ class JsonLinesSource(DataSource):
         for row, line in enumerate(_text_lines(path), start=1):
             if not line.strip():
                 continue
-            item = _parse_json(line, path, row)
+            item = _parse_json_line(line, path, row)
             yield record_from_fields(
                 _check_mapping(item, path, row), file=path, row=row, options=options
             )
@@ -199,17 +230,23 @@ class JsonLinesSource(DataSource):
         return _JsonLinesWriter(self, path, options)
 
 
-class _JsonLinesWriter(_LineWriter):
-    def write(self, records: Sequence[Record]) -> None:
-        for record in records:
-            self.handle.write(_ENCODER.encode(record_fields(record, self.options)) + "\n")
+class _JsonLinesWriter(RecordWriter):
+    def __init__(self, source: DataSource, path: Path, options: FileOptions) -> None:
+        super().__init__(source, path, options)
+        self.handle = open(path, "wb")  # noqa: SIM115
+
+    def write_rows(self, rows: Sequence[Row]) -> None:
+        self.handle.write(b"".join([_json_line(row) for row in rows]))
+
+    def close(self) -> None:
+        self.handle.close()
 
 
-def _flat_fields(record: Record, options: FileOptions) -> dict[str, object]:
+def _flat_fields(row: Row, options: FileOptions) -> Row:
     """Fields for a table: label lists joined by the separator, nested metadata (scores)
     as ``key:sub`` columns."""
-    flat: dict[str, object] = {}
-    for key, value in record_fields(record, options).items():
+    flat: Row = {}
+    for key, value in row.items():
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
             flat[key] = (options.label_sep or DEFAULT_LABEL_SEP).join(value)  # labels, predicted
         elif isinstance(value, dict):
@@ -278,7 +315,7 @@ class CsvSource(DataSource):
             ) from None
 
     def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
-        rows = [_flat_fields(record, options) for record in records]
+        rows = [_flat_fields(record_fields(record, options), options) for record in records]
         with path.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=_columns(rows), delimiter=self.delimiter)
             writer.writeheader()
@@ -288,34 +325,40 @@ class CsvSource(DataSource):
         return _TableWriter(self, path, options)
 
 
+def _fixed_columns(rows: Sequence[Row], columns: Collection[str], path: Path, done: int) -> None:
+    """A table's columns are those of its first chunk: a later row with a field they lack
+    stops with one line rather than losing it."""
+    known = set(columns)
+    for offset, row in enumerate(rows):
+        extra = [key for key in row if key not in known]
+        if extra:
+            raise DataError(
+                f"output row {done + offset + 1} has a field the first rows lack "
+                f"('{extra[0]}'); write .jsonl for rows with varying fields",
+                file=path,
+            )
+
+
 class _TableWriter(_LineWriter):
-    """CSV/TSV in chunks: the columns are those of the first chunk; a later row with a
-    field they lack stops with one line rather than losing it."""
+    """CSV/TSV in chunks (columns: see :func:`_fixed_columns`)."""
 
     def __init__(self, source: CsvSource, path: Path, options: FileOptions) -> None:
         super().__init__(source, path, options)
         self.delimiter = source.delimiter
         self.writer: csv.DictWriter[str] | None = None
 
-    def write(self, records: Sequence[Record]) -> None:
-        rows = [_flat_fields(record, self.options) for record in records]
-        if not rows:
+    def write_rows(self, rows: Sequence[Row]) -> None:
+        flat = [_flat_fields(row, self.options) for row in rows]
+        if not flat:
             return
         if self.writer is None:
-            columns = _columns(rows)
-            self.writer = csv.DictWriter(self.handle, fieldnames=columns, delimiter=self.delimiter)
+            self.writer = csv.DictWriter(
+                self.handle, fieldnames=_columns(flat), delimiter=self.delimiter
+            )
             self.writer.writeheader()
-        known = set(self.writer.fieldnames)
-        for offset, row in enumerate(rows):
-            extra = [key for key in row if key not in known]
-            if extra:
-                raise DataError(
-                    f"output row {self.count + offset + 1} has a field the first rows lack "
-                    f"('{extra[0]}'); write .jsonl for rows with varying fields",
-                    file=self.path,
-                )
-        self.writer.writerows(rows)
-        self.count += len(rows)
+        _fixed_columns(flat, self.writer.fieldnames, self.path, self.count)
+        self.writer.writerows(flat)
+        self.count += len(flat)
 
 
 class TsvSource(CsvSource):
@@ -350,6 +393,74 @@ def _check_unpacked_size(path: Path) -> None:
         )
 
 
+# Per row: (first column, last column, the merged range or None for a formula, its first cell)
+_Hidden = dict[int, list[tuple[int, int, str | None, str]]]
+
+
+def _hidden_values(path: Path, sheet_xml: str | None) -> _Hidden:
+    """Cells whose value a reader cannot see, by row. A merged range keeps its value in
+    its first cell only (the others read as empty, which would silently drop labels), and
+    a formula saved without its result (a workbook written by a program and never opened
+    in Excel) has no value to read. One streamed pass over the sheet's XML, which
+    openpyxl's read-only mode does not report."""
+    import zipfile
+    from xml.etree.ElementTree import iterparse
+
+    from openpyxl.utils.cell import get_column_letter, range_boundaries
+
+    if sheet_xml is None:
+        return {}
+    main = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    hidden: _Hidden = {}
+    with zipfile.ZipFile(path) as archive, archive.open(sheet_xml) as xml:
+        data = None
+        for event, element in iterparse(xml, events=("start", "end")):
+            if event == "start":
+                if element.tag == f"{main}sheetData":
+                    data = element
+            elif element.tag == f"{main}c" and element.find(f"{main}f") is not None:
+                value = element.find(f"{main}v")
+                where = element.get("r")
+                if (value is None or value.text is None) and where:
+                    column, row = range_boundaries(where)[:2]
+                    hidden.setdefault(row, []).append((column, column, None, where))
+            elif element.tag == f"{main}row" and data is not None:
+                data.clear()  # rows already read: memory stays flat on a long sheet
+            elif element.tag == f"{main}mergeCell" and element.get("ref"):
+                span = element.get("ref", "")
+                first_column, first_row, last_column, last_row = range_boundaries(span)
+                first = f"{get_column_letter(first_column)}{first_row}"
+                if first_column < last_column:  # the first row, right of the first cell
+                    hidden.setdefault(first_row, []).append(
+                        (first_column + 1, last_column, span, first)
+                    )
+                for row in range(first_row + 1, last_row + 1):
+                    hidden.setdefault(row, []).append((first_column, last_column, span, first))
+    return hidden
+
+
+def _hidden_problem(hidden: _Hidden, row: int, header: list[str]) -> tuple[str, str] | None:
+    """(the problem, the field) for the first named column of ``row`` with a hidden value."""
+    from openpyxl.utils.cell import get_column_letter
+
+    for first_column, last_column, span, first in sorted(hidden.get(row, ())):
+        for column in range(first_column, min(last_column, len(header)) + 1):
+            if header[column - 1]:
+                cell = f"{get_column_letter(column)}{row}"
+                if span is None:
+                    problem = (
+                        f"cell {cell} holds a formula saved without its result; open and "
+                        "save the workbook in Excel, or paste the values"
+                    )
+                else:
+                    problem = (
+                        f"cell {cell} is merged into {first} ({span}), so it reads as empty; "
+                        "unmerge the cells and give every row its own value"
+                    )
+                return problem, header[column - 1]
+    return None
+
+
 class ExcelSource(DataSource):
     name = "xlsx"
     description = "Excel workbook: first sheet (or --sheet), header in row 1."
@@ -377,6 +488,7 @@ class ExcelSource(DataSource):
                     file=path,
                 )
             sheet = workbook[options.sheet] if options.sheet else workbook.worksheets[0]
+            hidden = _hidden_values(path, getattr(sheet, "_worksheet_path", None))
             rows = sheet.iter_rows(values_only=True)
             header_cells = next(rows, None)
             if header_cells is None:
@@ -395,6 +507,8 @@ class ExcelSource(DataSource):
                         field=name,
                     )
             for row, cells in enumerate(rows, start=2):
+                if row in hidden and (found := _hidden_problem(hidden, row, header)):
+                    raise DataError(found[0], file=path, row=row, field=found[1])
                 if all(cell is None or str(cell).strip() == "" for cell in cells):
                     continue
                 fields: dict[str, object] = {
@@ -419,16 +533,43 @@ class ExcelSource(DataSource):
             workbook.close()
 
     def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
+        writer = self.open_writer(path, options)
+        writer.write(records)
+        writer.close()
+
+    def open_writer(self, path: Path, options: FileOptions) -> RecordWriter:
+        return _ExcelWriter(self, path, options)
+
+
+class _ExcelWriter(RecordWriter):
+    """A sheet in chunks: openpyxl's write-only mode keeps rows out of memory; columns as
+    for CSV (:func:`_fixed_columns`)."""
+
+    def __init__(self, source: ExcelSource, path: Path, options: FileOptions) -> None:
         import openpyxl
 
-        rows = [_flat_fields(record, options) for record in records]
-        columns = _columns(rows)
-        workbook = openpyxl.Workbook(write_only=True)
-        sheet = workbook.create_sheet("records")
-        sheet.append(columns)
-        for row in rows:
-            sheet.append([row.get(column) for column in columns])
-        workbook.save(path)
+        super().__init__(source, path, options)
+        self.workbook = openpyxl.Workbook(write_only=True)
+        self.sheet = self.workbook.create_sheet("records")
+        self.columns: list[str] | None = None
+        self.count = 0
+
+    def write_rows(self, rows: Sequence[Row]) -> None:
+        flat = [_flat_fields(row, self.options) for row in rows]
+        if not flat:
+            return
+        if self.columns is None:
+            self.columns = _columns(flat)
+            self.sheet.append(self.columns)
+        _fixed_columns(flat, self.columns, self.path, self.count)
+        for row in flat:
+            self.sheet.append([row.get(column) for column in self.columns])
+        self.count += len(flat)
+
+    def close(self) -> None:
+        if self.columns is None:
+            self.sheet.append([self.options.text_field])
+        self.workbook.save(self.path)
 
 
 class TextLinesSource(DataSource):

@@ -113,20 +113,54 @@ class FileOptions(BaseModel):
     write_labels: bool = True  # False: written files get no label field (unlabelled input)
 
 
+Row = dict[str, object]  # one output row: a record's fields (and a prediction's)
+
+
+def record_fields(record: Record, options: FileOptions) -> Row:
+    """A record as the fields a writer writes: id, text, labels (unless
+    ``options.write_labels`` is off), then its other fields as they were read."""
+    fields: Row = {}
+    if record.id is not None:
+        fields["id"] = record.id
+    fields[options.text_field] = record.text
+    if options.write_labels:
+        fields[options.label_field] = list(record.labels)
+    fields.update(record.metadata)
+    return fields
+
+
 class RecordWriter:
-    """Takes records in chunks, for outputs larger than memory. This default keeps them and
+    """Takes rows in chunks, for outputs larger than memory. This default keeps them and
     writes the whole file through :meth:`DataSource.write` when closed; data sources that
-    can append (JSON Lines, CSV, …) return their own."""
+    can append (JSON Lines, CSV, …) return their own, which implement :meth:`write_rows`.
+
+    A row is a record's fields (:func:`record_fields`) with anything added, such as a
+    prediction: writing rows rather than records lets `tagger predict` add its fields
+    without building a record per name."""
 
     def __init__(self, source: DataSource[Any], path: Path, options: FileOptions) -> None:
         self.source, self.path, self.options = source, path, options
         self.records: list[Record] = []
 
     def write(self, records: Sequence[Record]) -> None:
-        self.records.extend(records)
+        self.write_rows([record_fields(record, self.options) for record in records])
+
+    def write_rows(self, rows: Sequence[Row]) -> None:
+        self.records.extend(self._record(row) for row in rows)
 
     def close(self) -> None:
         self.source.write(self.path, self.records, self.options)
+
+    def _record(self, row: Row) -> Record:
+        """The inverse of :func:`record_fields`, for data sources that write records."""
+        text, labels = self.options.text_field, self.options.label_field
+        identity = row.get("id")
+        return Record(
+            text=str(row.get(text, "")),
+            labels=tuple(cast(list[str], row.get(labels) or [])),
+            id=identity,  # type: ignore[arg-type]
+            metadata={k: v for k, v in row.items() if k not in ("id", text, labels)},
+        )
 
 
 class DataSource(Component[P]):
@@ -180,6 +214,9 @@ class Encoder(Component[P]):
     default: ClassVar[bool] = False
     # The parameter that names a pretrained model (folder or hub id), which --model sets.
     model_param: ClassVar[str | None] = None
+    # True when logits() already keeps every CPU busy (torch, BLAS): `tagger predict` then
+    # scores in its own process, as a worker process would add memory, not speed.
+    uses_all_cpus: ClassVar[bool] = False
 
     @abstractmethod
     def fit(

@@ -4,8 +4,12 @@ work starts."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
+import re
+import stat
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -51,15 +55,22 @@ def check_targets(paths: Iterable[str | Path | None], force: bool) -> None:
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """A temporary path beside ``target`` (same suffix) to write to; renamed onto
     ``target`` when the block ends, removed if it fails or is interrupted. A kill leaves
-    the old file or none, never a fragment under the target's name."""
+    the old file or none, never a fragment under the target's name; the hidden fragment
+    it leaves (named with the writer's pid) is removed by the next write to ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(target)
     handle, name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=f"{PARTIAL}{target.suffix}", dir=target.parent
+        prefix=f".{target.name}.{os.getpid()}.",
+        suffix=f"{PARTIAL}{target.suffix}",
+        dir=target.parent,
     )
     os.close(handle)
     temporary = Path(name)
     try:
+        # mkstemp makes the file private (0600); the output gets the mode the old file
+        # had, or what a plain open() would give.
+        os.chmod(temporary, _mode_of(target) or usual_mode(0o666))
         yield temporary
         with open(temporary, "rb") as written:
             os.fsync(written.fileno())
@@ -67,6 +78,52 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def usual_mode(full: int) -> int:
+    """``full`` (0o666 for files, 0o777 for folders) less this process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return full & ~mask
+
+
+def _mode_of(path: Path) -> int | None:
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+
+
+def remove_stale_partials(target: Path) -> list[Path]:
+    """Remove the fragments that killed writers of ``target`` left (their pid is gone);
+    a live writer's fragment is left alone."""
+    name = re.compile(
+        rf"\.{re.escape(target.name)}\.(\d+)\.\w+{re.escape(PARTIAL + target.suffix)}"
+    )
+    removed = []
+    for partial in target.parent.glob(f".{glob.escape(target.name)}.*{PARTIAL}*"):
+        match = name.fullmatch(partial.name)
+        if match and partial.is_file() and not _alive(int(match[1])):
+            partial.unlink(missing_ok=True)
+            removed.append(partial)
+    return removed
+
+
+def exchange(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux renameat2 RENAME_EXCHANGE), so a
+    folder is replaced with no moment at which its name holds nothing. False where the
+    system or file system cannot: the caller falls back to two renames."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):  # a libc without it (glibc < 2.28, musl)
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    done = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
+    return bool(done == 0)
 
 
 def sha256_of(path: str | Path) -> str:
@@ -110,6 +167,10 @@ def _holder_alive(lock: Path) -> bool:
         pid = int(lock.read_text().strip())
     except (OSError, ValueError):
         return False
+    return _alive(pid)
+
+
+def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -17,7 +17,7 @@ class Record(BaseModel):
     text: str
     labels: tuple[str, ...] = ()
     source: str | None = None
-    id: str | None = None
+    id: str | int | None = None  # as read: an integer id is written back as one
     metadata: dict[str, Any] = Field(default_factory=dict)
     # Where the record was read, so that later stages can name the file and row.
     file: str | None = None

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from tagger_core.components import DecisionRule, Encoder, Normalizer
 from tagger_core.errors import DataError, ModelError, TaggerError, validation_problem
 from tagger_core.evaluation.metrics import Evaluation, evaluate_matrices
-from tagger_core.files import check_parent, sha256_of
+from tagger_core.files import check_parent, exchange, sha256_of, usual_mode
 from tagger_core.registry import (
     default_encoder_name,
     default_rule_name,
@@ -156,6 +156,8 @@ class Tagger:
         self.rule = rule
         self.normalizers = list(normalizers)
         self.training = TrainingInfo()
+        # Where the tagger was loaded from or last saved: worker processes load it there.
+        self.directory: Path | None = None
 
     @classmethod
     def create(
@@ -339,12 +341,15 @@ class Tagger:
             tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
         )
         try:
+            staging.chmod(usual_mode(0o777))  # mkdtemp makes it private (0700)
             (staging / ENCODER_DIR).mkdir()
             self.encoder.save(staging / ENCODER_DIR)
             manifest = self.manifest().model_copy(update={"files": file_digests(staging)})
             (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
-            if path.exists():
-                retired = Path(
+            if path.exists() and exchange(staging, path):
+                shutil.rmtree(staging, ignore_errors=True)  # it now holds the old tagger
+            elif path.exists():  # no atomic swap here: a kill between the renames leaves
+                retired = Path(  # the old tagger in .NAME.*.old, restored by the next save
                     tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent)
                 )
                 path.rename(retired / "tagger")
@@ -355,6 +360,7 @@ class Tagger:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        self.directory = path
         return path
 
     @classmethod
@@ -363,7 +369,11 @@ class Tagger:
         checked against the SHA-256 its manifest records."""
         path = Path(path)
         if not path.exists():
-            raise ModelError("tagger directory does not exist", file=path)
+            backups = sorted(path.parent.glob(f".{path.name}.*.old/tagger"))
+            hint = (
+                f"; an interrupted save left the previous one in {backups[-1]}" if backups else ""
+            )
+            raise ModelError(f"tagger directory does not exist{hint}", file=path)
         manifest_path = path / MANIFEST
         if not path.is_dir() or not manifest_path.is_file():
             raise ModelError(f"not a tagger directory (no {MANIFEST})", file=path)
@@ -403,4 +413,5 @@ class Tagger:
             [make_normalizer(spec.name, spec.params) for spec in manifest.normalizers],
         )
         tagger.training = manifest.training
+        tagger.directory = path
         return tagger

@@ -88,3 +88,51 @@ def test_plain_text_output_escapes_control_characters(tmp_path: Path) -> None:
         "两行\\n名字",
         "分\\u2028隔",
     ]
+
+
+def _sheet(path: Path, rows: list[list[object]], merged: tuple[str, ...] = ()) -> Path:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    for row in rows:
+        sheet.append(row)
+    for span in merged:
+        sheet.merge_cells(span)
+    workbook.save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("rows", "merged", "message"),
+    [
+        # Two names sharing one merged label cell: the second would read as unlabelled.
+        ([["text", "label"], ["故宫", "Museums & Galleries"], ["国博", None]], ("B2:B3",),
+         "row 3, field 'label': cell B3 is merged into B2 (B2:B3), so it reads as empty"),
+        # A row that is all merged cells would read as blank and vanish.
+        ([["text", "label"], ["故宫", "Others"], [None, None]], ("A2:A3", "B2:B3"),
+         "row 3, field 'text': cell A3 is merged into A2 (A2:A3)"),
+        ([["text", "label", "x", "y"], ["故宫", "Others", "m", None]], ("C2:D2",),
+         "row 2, field 'y': cell D2 is merged into C2 (C2:D2)"),
+        # openpyxl saves formulas without results: nothing to read until Excel computes it.
+        ([["text", "label"], ["故宫", '=CONCAT("Oth", "ers")']], (),
+         "row 2, field 'label': cell B2 holds a formula saved without its result"),
+    ],
+)  # fmt: skip
+def test_cells_whose_value_cannot_be_read_are_one_line(
+    tmp_path: Path, rows: list[list[object]], merged: tuple[str, ...], message: str
+) -> None:
+    path = _sheet(tmp_path / "sheet.xlsx", rows, merged)
+    line = one_line_error(_train(path))
+    assert line.startswith(f"Error: {path}, {message}"), line
+
+
+def test_merged_cells_outside_the_data_are_fine(tmp_path: Path) -> None:
+    """A merged title above unused columns, or merged columns with no header, hide nothing
+    that is read."""
+    rows = [["text", "label", None, None], ["故宫", "Others", "note", None]]
+    path = _sheet(tmp_path / "sheet.xlsx", rows, ("C2:D2",))
+    with pytest.raises(DataError, match="a cell has no column header"):  # as without merging
+        read_records(path)
+    path = _sheet(tmp_path / "ok.xlsx", [["text", "label"], ["故宫", "Others"]], ("D5:E6",))
+    assert [(r.text, r.labels) for r in read_records(path)] == [("故宫", ("Others",))]

@@ -46,12 +46,12 @@ def test_a_write_killed_half_way_leaves_the_old_file(tmp_path: Path) -> None:
         from tagger_plugins import data_sources
         from tagger_core import Record, write_records
 
-        def half_then_die(self, records):
-            self.handle.write('{{"text": "new"}}\\n')
+        def half_then_die(self, rows):
+            self.handle.write(b'{{"text": "new"}}\\n')
             self.handle.flush()
             os.kill(os.getpid(), signal.SIGKILL)
 
-        data_sources._JsonLinesWriter.write = half_then_die
+        data_sources._JsonLinesWriter.write_rows = half_then_die
         write_records({str(target)!r}, [Record(text="new")] * 3)
         """,
         tmp_path,
@@ -116,7 +116,7 @@ def test_ctrl_c_exits_130_with_one_line(model: Path, monkeypatch: pytest.MonkeyP
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Tagger, "predict", interrupted)
+    monkeypatch.setattr(Tagger, "scores", interrupted)
     result = CliRunner().invoke(cli, ["predict", str(model), "故宫"])
     assert result.exit_code == 130
     assert result.stderr.strip() == "Interrupted."

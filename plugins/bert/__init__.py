@@ -144,6 +144,7 @@ class BertEncoder(Encoder[BertParams]):
     name = "bert"
     description = "Fine-tuned BERT (default bert-base-chinese; any local folder or hub id)."
     model_param = "model"
+    uses_all_cpus = True
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -253,6 +254,7 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
     name = "bert-frozen"
     description = "Frozen BERT sentence vectors (cached on disk) + a logistic-regression head."
     model_param = "model"
+    uses_all_cpus = True
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

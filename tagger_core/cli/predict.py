@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -22,29 +22,33 @@ from tagger_core.files import check_target
 
 if TYPE_CHECKING:  # the modules themselves load when a command runs: `tagger --help` stays fast
     from tagger_core.components import FileOptions
-    from tagger_core.schemas import Prediction, Record, Taxonomy
+    from tagger_core.schemas import Record, Taxonomy
     from tagger_core.tagger import Tagger
+
+
+# Starting a worker costs seconds (it loads the tagger); below this size it does not pay.
+AUTO_JOBS_BYTES = 16 << 20
 
 
 def _display(taxonomy: Taxonomy, label: str) -> str:
     return taxonomy.label(label).display_name
 
 
-def format_prediction(prediction: Prediction, taxonomy: Taxonomy, display: bool) -> str:
+def format_prediction(
+    text: str, labels: list[str], scores: dict[str, float], taxonomy: Taxonomy, display: bool
+) -> str:
     """One line: the name, a tab, the labels with their scores."""
 
     def shown(label: str) -> str:
         name = _display(taxonomy, label)
         return f"{label} · {name}" if display and name != label else label
 
-    if prediction.labels:
-        labels = ", ".join(
-            f"{shown(label)} ({prediction.scores[label]:.2f})" for label in prediction.labels
-        )
+    if labels:
+        shown_labels = ", ".join(f"{shown(label)} ({scores[label]:.2f})" for label in labels)
     else:
-        best = max(prediction.scores, key=prediction.scores.__getitem__)
-        labels = f"(no label; best: {shown(best)} {prediction.scores[best]:.2f})"
-    return f"{printable(prediction.text)}\t{labels}"
+        best = max(scores, key=scores.__getitem__)
+        shown_labels = f"(no label; best: {shown(best)} {scores[best]:.2f})"
+    return f"{printable(text)}\t{shown_labels}"
 
 
 def printable(text: str) -> str:
@@ -68,20 +72,29 @@ def _echo(
     as_json: bool,
     display: bool,
     progress: Any = None,
+    jobs: int = 0,
 ) -> None:
     """Predictions on standard output: JSON lines with the fields files get, or text."""
-    from tagger_core.data.io import record_fields
-    from tagger_core.workflows.predict import tagged_chunks
+    from tagger_core.workflows.predict import PREDICTED, SCORES, tagged_chunks
 
     chunks = tagged_chunks(
-        tagger, records, options=options, rule=rule, display=display, progress=progress
+        tagger,
+        records,
+        options=options,
+        rule=rule,
+        display=display,
+        progress=progress,
+        jobs=jobs,
     )
-    for out, predictions, write_options in chunks:
-        for record, prediction in zip(out, predictions, strict=True):
+    for rows, write_options in chunks:
+        for row in rows:
             if as_json:
-                click.echo(json.dumps(record_fields(record, write_options), ensure_ascii=False))
+                click.echo(json.dumps(row, ensure_ascii=False))
             else:
-                click.echo(format_prediction(prediction, tagger.taxonomy, display))
+                text = str(row[write_options.text_field])
+                labels = cast("list[str]", row[PREDICTED])
+                scores = cast("dict[str, float]", row[SCORES])
+                click.echo(format_prediction(text, labels, scores, tagger.taxonomy, display))
 
 
 def interactive(
@@ -132,6 +145,13 @@ def interactive(
 )
 @rule_override_options
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=0),
+    help="Worker processes that score while this one reads and writes (0: score here). "
+    f"Default: 1 for an --input file of {AUTO_JOBS_BYTES >> 20} MB or more on a machine with "
+    "two or more CPUs, unless the encoder's scoring uses every CPU already (BERT); else 0.",
+)
 @no_verify_option
 @data_options
 def predict_command(
@@ -145,6 +165,7 @@ def predict_command(
     rule: str | None,
     rule_params: tuple[str, ...],
     force: bool,
+    jobs: int | None,
     no_verify: bool,
     **kwargs: Any,
 ) -> None:
@@ -165,6 +186,7 @@ def predict_command(
         check_target(output, force)
         writer_for(output, output_format)  # a format that cannot be written: refused now
     tagger = Tagger.load(tagger_dir, verify=not no_verify)
+    settle_heap()
     override = rule_override(rule, rule_params)
     options = file_options(kwargs, require_labels=False)
     records: Iterable[Record]
@@ -188,6 +210,8 @@ def predict_command(
         )
         interactive(tagger, override, lambda: input("name> "), as_json, display)
         return
+    if jobs is None:
+        jobs = 0 if tagger.encoder.uses_all_cpus else auto_jobs(input_path)
     with progress(total=total, desc="predicting", unit="name") as bar:
         if output is not None:
             rows = predict_to_file(
@@ -199,11 +223,12 @@ def predict_command(
                 rule=override,
                 display=display,
                 progress=bar.update,
+                jobs=jobs,
             )
             bar.close()
             click.echo(f"Wrote {rows} predictions to {output}", err=True)
             return
-        _echo(tagger, records, options, override, as_json, display, bar.update)
+        _echo(tagger, records, options, override, as_json, display, bar.update, jobs)
 
 
 def _fields_help(as_json: bool) -> str:
@@ -212,6 +237,26 @@ def _fields_help(as_json: bool) -> str:
     if as_json:
         return f"Print JSON lines: the input's fields, then '{PREDICTED}' and '{SCORES}' (as files get)."
     return f"Show the labels' display names (e.g. Chinese names) too; files get '{PREDICTED_NAME}'."
+
+
+def auto_jobs(input_path: Path | None) -> int:
+    """One scoring worker for a large input file when a second CPU is free, else none."""
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if input_path is None or (cpus or 1) < 2 or not input_path.is_file():
+        return 0
+    return 1 if input_path.stat().st_size >= AUTO_JOBS_BYTES else 0
+
+
+def settle_heap() -> None:
+    """Move what is loaded so far (modules, the tagger) out of the garbage collector's
+    sight: streaming allocates a few objects per name, and each full collection would
+    otherwise walk the whole heap (about a quarter of a large file's time)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def rough_rows(path: Path) -> int | None:

@@ -124,21 +124,8 @@ def record_from_fields(
     as metadata rather than dropped.
     """
     text = fields.get(options.text_field)
-    if text is None:
-        raise DataError("missing field", file=file, row=row, field=options.text_field)
-    if isinstance(text, float) and not math.isfinite(text):
-        raise DataError(
-            f"expected a name, got {text}", file=file, row=row, field=options.text_field
-        )
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        text = str(text)
-    if not isinstance(text, str):
-        raise DataError(
-            f"expected text, got {type(text).__name__}",
-            file=file,
-            row=row,
-            field=options.text_field,
-        )
+    if type(text) is not str:  # the common case costs one check: names are strings
+        text = _text_of(text, file=file, row=row, options=options)
     raw_labels = fields.get(options.label_field)
     labels: list[str] = []
     if raw_labels is None:
@@ -175,29 +162,28 @@ def record_from_fields(
     if len(set(labels)) != len(labels):
         raise DataError("a label is repeated", file=file, row=row, field=options.label_field)
     record_id = fields.get("id")
-    metadata = {
-        key: value
-        for key, value in fields.items()
-        if key not in (options.text_field, options.label_field, "id") and value is not None
-    }
+    if record_id is not None and (type(record_id) is not int and type(record_id) is not str):
+        record_id = str(record_id)  # ints and strings are kept as they were read
+    # A null id stays a field (null passes through like any other value).
+    skipped = (options.text_field, options.label_field, "id" if record_id is not None else "")
     return Record(
         text=text,
         labels=tuple(labels),
         source=options.source,
-        id=None if record_id is None else str(record_id),
-        metadata=metadata,
+        id=record_id,
+        metadata={key: value for key, value in fields.items() if key not in skipped},
         file=str(file),
         row=row,
     )
 
 
-def record_fields(record: Record, options: FileOptions) -> dict[str, object]:
-    """The inverse of :func:`record_from_fields`, for writers."""
-    fields: dict[str, object] = {}
-    if record.id is not None:
-        fields["id"] = record.id
-    fields[options.text_field] = record.text
-    if options.write_labels:
-        fields[options.label_field] = list(record.labels)
-    fields.update(record.metadata)
-    return fields
+def _text_of(value: object, *, file: Path, row: int, options: FileOptions) -> str:
+    """A name that is not a string: a number is its digits; anything else is an error."""
+    field = options.text_field
+    if value is None:
+        raise DataError("missing field", file=file, row=row, field=field)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DataError(f"expected a name, got {value}", file=file, row=row, field=field)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise DataError(f"expected text, got {type(value).__name__}", file=file, row=row, field=field)

@@ -1,18 +1,31 @@
 """Tag records in chunks: read, score and write a chunk at a time, so that memory stays
-flat however long the input, and an output file is complete or untouched."""
+flat however long the input, and an output file is complete or untouched.
+
+Scoring can run in worker processes (``jobs``): this process then reads, checks and writes
+one chunk while a worker scores the next, so a large file costs little more than its
+scoring. Each worker loads the tagger once; chunks come back in input order."""
 
 from __future__ import annotations
 
+import gc
 import itertools
+import signal
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tagger_core.components import FileOptions
+import numpy as np
+
+from tagger_core.components import FileOptions, Row, record_fields
 from tagger_core.data.io import record_writer
-from tagger_core.errors import DataError
-from tagger_core.schemas import Prediction, Record, Taxonomy
+from tagger_core.errors import DataError, TaggerError
+from tagger_core.schemas import Record
 from tagger_core.tagger import RuleSpec, Tagger
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 CHUNK = 2048
 # The fields predictions add to every output row, beside the input's own fields (its gold
@@ -20,35 +33,29 @@ CHUNK = 2048
 PREDICTED = "predicted"
 PREDICTED_NAME = "predicted_name"  # display names of the predicted labels, with --display
 SCORES = "scores"
+# Scores are written to 6 decimals: finer digits mean nothing, and a float's shortest form
+# costs half as much to write (the largest per-name cost of writing JSON).
+SCORE_DECIMALS = 6
 
 
-def tagged(record: Record, prediction: Prediction, taxonomy: Taxonomy, display: bool) -> Record:
-    """``record`` with the prediction in its own fields; nothing of the input is replaced."""
-    added: dict[str, Any] = {PREDICTED: list(prediction.labels)}
-    if display:
-        added[PREDICTED_NAME] = [taxonomy.label(label).display_name for label in prediction.labels]
-    added[SCORES] = prediction.scores
-    clash = [key for key in added if key in record.metadata]
-    if clash:
-        raise DataError(
-            f"the input already has a '{clash[0]}' field; predictions would overwrite it",
-            file=record.file,
-            row=record.row,
-            field=clash[0],
-        )
-    return record.model_copy(update={"metadata": {**record.metadata, **added}})
+@dataclass(frozen=True)
+class Decisions:
+    """One chunk's predictions as arrays (cheap to send between processes): which labels
+    each name gets, and every label's probability as written."""
+
+    chosen: np.ndarray  # n × L booleans
+    probabilities: np.ndarray  # n × L, rounded to SCORE_DECIMALS
 
 
-def tagged_chunks(
-    tagger: Tagger,
-    records: Iterable[Record],
-    *,
-    options: FileOptions,
-    rule: RuleSpec = None,
-    display: bool = False,
-    progress: Callable[[int], Any] | None = None,
-) -> Iterator[tuple[list[Record], list[Prediction], FileOptions]]:
-    """(tagged records, predictions, the options to write them with) a chunk at a time.
+def decide(tagger: Tagger, texts: list[str], rule: RuleSpec = None) -> Decisions:
+    scores = tagger.scores(texts)
+    return Decisions(tagger.decide(scores, rule), scores.probabilities.round(SCORE_DECIMALS))
+
+
+def checked_chunks(
+    records: Iterable[Record], options: FileOptions
+) -> Iterator[tuple[list[Record], FileOptions]]:
+    """Chunks of records with the options to write them with, checked before scoring.
 
     Gold labels pass through where the input has them (seen in the first chunk);
     unlabelled input gets no invented label field, and a later row with labels is refused
@@ -73,14 +80,152 @@ def tagged_chunks(
                     row=record.row,
                     field=options.label_field,
                 )
-        predictions = tagger.predict([r.text for r in batch], rule=rule)  # checked first
+        yield batch, write_options
+
+
+def tagged_rows(
+    batch: list[Record],
+    decisions: Decisions,
+    tagger: Tagger,
+    options: FileOptions,
+    display: bool = False,
+) -> list[Row]:
+    """Each record's fields with its prediction in fields of its own; nothing of the input
+    is replaced (a clash is an error naming the row)."""
+    ids = tagger.taxonomy.label_ids
+    names = [label.display_name for label in tagger.taxonomy.labels]
+    added = {PREDICTED, SCORES, *([PREDICTED_NAME] if display else [])}
+    rows: list[Row] = []
+    for record, chosen, probabilities in zip(
+        batch, decisions.chosen.tolist(), decisions.probabilities.tolist(), strict=True
+    ):
+        if record.metadata and not added.isdisjoint(record.metadata):
+            clash = sorted(added & record.metadata.keys())[0]
+            raise DataError(
+                f"the input already has a '{clash}' field; predictions would overwrite it",
+                file=record.file,
+                row=record.row,
+                field=clash,
+            )
+        row = record_fields(record, options)
+        row[PREDICTED] = list(itertools.compress(ids, chosen))
+        if display:
+            row[PREDICTED_NAME] = list(itertools.compress(names, chosen))
+        row[SCORES] = dict(zip(ids, probabilities, strict=True))
+        rows.append(row)
+    return rows
+
+
+def tagged_chunks(
+    tagger: Tagger,
+    records: Iterable[Record],
+    *,
+    options: FileOptions,
+    rule: RuleSpec = None,
+    display: bool = False,
+    progress: Callable[[int], Any] | None = None,
+    jobs: int = 0,
+) -> Iterator[tuple[list[Row], FileOptions]]:
+    """(output rows, the options to write them with) a chunk at a time, in input order;
+    ``jobs`` worker processes score (0: this process does)."""
+    chunks = checked_chunks(records, options)
+    for batch, write_options, decisions in scored(tagger, chunks, rule, jobs):
+        rows = tagged_rows(batch, decisions, tagger, write_options, display)
         if progress is not None:
             progress(len(batch))
-        out = [
-            tagged(record, prediction, tagger.taxonomy, display)
-            for record, prediction in zip(batch, predictions, strict=True)
-        ]
-        yield out, predictions, write_options
+        yield rows, write_options
+
+
+def scored(
+    tagger: Tagger,
+    chunks: Iterable[tuple[list[Record], FileOptions]],
+    rule: RuleSpec,
+    jobs: int,
+) -> Iterator[tuple[list[Record], FileOptions, Decisions]]:
+    if jobs <= 0:
+        for batch, write_options in chunks:
+            yield batch, write_options, decide(tagger, [r.text for r in batch], rule)
+        return
+    with ScoringPool(tagger, rule, jobs) as pool:
+        pending: deque[tuple[list[Record], FileOptions, Future[Decisions]]] = deque()
+        for batch, write_options in chunks:
+            pending.append((batch, write_options, pool.submit([r.text for r in batch])))
+            if len(pending) > 2 * jobs:  # bounded: reading never runs far ahead
+                done, done_options, future = pending.popleft()
+                yield done, done_options, pool.result(future)
+        while pending:
+            done, done_options, future = pending.popleft()
+            yield done, done_options, pool.result(future)
+
+
+class ScoringPool:
+    """Worker processes that each load the tagger from its directory once and score
+    chunks of texts. Workers ignore Ctrl-C: this process stops them."""
+
+    def __init__(self, tagger: Tagger, rule: RuleSpec, jobs: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        if tagger.directory is None:
+            raise TaggerError(
+                "scoring in worker processes needs a tagger loaded from a directory "
+                "(save it first, or use 0 jobs)"
+            )
+        self.executor = ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=multiprocessing.get_context("spawn"),  # fork is unsafe with threads
+            initializer=_start_worker,
+            initargs=(str(tagger.directory), rule),
+        )
+
+    def submit(self, texts: list[str]) -> Future[Decisions]:
+        return self.executor.submit(_score_in_worker, texts)
+
+    def result(self, future: Future[Decisions]) -> Decisions:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            raise TaggerError(
+                "a scoring worker process stopped unexpectedly (killed, or out of memory?); "
+                "--jobs 0 scores in this process"
+            ) from None
+
+    def __enter__(self) -> ScoringPool:
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        if error is None:
+            self.executor.shutdown(wait=True)
+            return
+        # Stopped (an error, Ctrl-C): drop the queued chunks and end the workers now.
+        processes = list(getattr(self.executor, "_processes", {}).values())
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+
+
+_worker: tuple[Tagger, RuleSpec] | TaggerError | None = None
+
+
+def _start_worker(directory: str, rule: RuleSpec) -> None:
+    global _worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:  # the parent checked the files (unless told not to) just before
+        _worker = (Tagger.load(directory, verify=False), rule)
+    except TaggerError as error:  # raised with the first chunk, as one line in the parent
+        _worker = error
+    gc.collect()
+    gc.freeze()  # as the command does: collections need not walk the loaded tagger
+
+
+def _score_in_worker(texts: list[str]) -> Decisions:
+    if isinstance(_worker, TaggerError):
+        raise _worker
+    assert _worker is not None, "worker not started"
+    tagger, rule = _worker
+    return decide(tagger, texts, rule)
 
 
 def predict_to_file(
@@ -93,6 +238,7 @@ def predict_to_file(
     rule: RuleSpec = None,
     display: bool = False,
     progress: Callable[[int], Any] | None = None,
+    jobs: int = 0,
 ) -> int:
     """Tag ``records`` into ``output`` chunk by chunk; returns the rows written."""
     chunks = tagged_chunks(
@@ -102,13 +248,14 @@ def predict_to_file(
         rule=rule,
         display=display,
         progress=progress,
+        jobs=jobs,
     )
     first = next(chunks, None)
     if first is None:
         return 0
     written = 0
-    with record_writer(output, format, first[2]) as writer:
-        for out, _, _ in itertools.chain([first], chunks):
-            writer.write(out)
-            written += len(out)
+    with record_writer(output, format, first[1]) as writer:
+        for rows, _ in itertools.chain([first], chunks):
+            writer.write_rows(rows)
+            written += len(rows)
     return written

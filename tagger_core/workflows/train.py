@@ -15,7 +15,7 @@ from tagger_core.errors import PluginError, TaggerError
 from tagger_core.files import exclusive
 from tagger_core.registry import default_encoder_name, encoders
 from tagger_core.schemas import DataFile, Record, Taxonomy
-from tagger_core.tagger import NormalizerSpec, Tagger, check_tagger_target
+from tagger_core.tagger import MANIFEST, NormalizerSpec, Tagger, check_tagger_target
 
 log = logging.getLogger("tagger")
 
@@ -86,7 +86,9 @@ def train_and_save(
 
 def remove_leftovers(output: Path) -> list[Path]:
     """Remove the hidden ``.NAME.*.partial`` and ``.NAME.*.old`` folders a killed save left
-    beside ``output`` (call it holding the target's lock); returns what was removed."""
+    beside ``output`` (call it holding the target's lock); returns what was removed. A
+    backup that is the only copy of the tagger (a kill between a save's two renames) is
+    first moved back to ``output``."""
     found = [
         p
         for pattern in (f".{output.name}.*.partial", f".{output.name}.*.old")
@@ -94,6 +96,10 @@ def remove_leftovers(output: Path) -> list[Path]:
         if p.is_dir()
     ]
     for leftover in found:
+        backup = leftover / "tagger"
+        if not output.exists() and (backup / MANIFEST).is_file():
+            backup.rename(output)
+            log.info("restored %s from %s, left by an interrupted save", output, leftover)
         shutil.rmtree(leftover, ignore_errors=True)
         log.info("removed %s, left by an interrupted save", leftover)
     return found
