@@ -97,7 +97,10 @@ def _parse_json(text: str, path: Path, row: int | None = None) -> Any:
     """JSON, with every way it can fail as one line: malformed, nested too deeply, numbers
     too long to convert, NaN and Infinity (which JSON does not have)."""
     try:
-        return _DECODER.decode(text)
+        value = _DECODER.decode(text)
+        if _SURROGATE_ESCAPE.search(text):
+            _check_unicode(value, path, row)
+        return value
     except json.JSONDecodeError as exc:
         at = f"column {exc.colno}" if row is not None else f"line {exc.lineno} column {exc.colno}"
         raise DataError(f"malformed JSON at {at}: {exc.msg}", file=path, row=row) from None
@@ -105,6 +108,55 @@ def _parse_json(text: str, path: Path, row: int | None = None) -> Any:
         raise DataError("JSON nested too deeply to read", file=path, row=row) from None
     except ValueError as exc:
         raise DataError(f"unreadable JSON value ({exc})", file=path, row=row) from None
+
+
+# A \uD800-\uDFFF escape: half of a surrogate pair, or (alone) not a character at all.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _check_unicode(value: Any, path: Path, row: int | None) -> None:
+    """Refuse text holding a lone surrogate escape (such as "\\ud800" without its pair): it
+    is no character, and no UTF-8 file can hold it, so it would fail at writing."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise DataError(
+            f"text holds a lone surrogate escape (\\u{ord(exc.object[exc.start]):04x}), "
+            "which is not a character",
+            file=path,
+            row=row,
+        ) from None
+
+
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def _refuse_lone_surrogates(path: Path) -> None:
+    """The incremental parser turns a lone surrogate escape into "?" (changing the text):
+    one fast pass over the bytes refuses such a file first, as the other readers do."""
+    settled = 12  # bytes at a buffer's end whose verdict waits for the next block
+    offset, buffer, start = 0, b"", 0  # offset: where the buffer starts in the file
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(1 << 22)
+            buffer += block
+            limit = len(buffer) - (settled if block else 0)
+            found = _LONE_SURROGATE.search(buffer, start)
+            if found and found.start() < limit:
+                raise DataError(
+                    f"text holds a lone surrogate escape ({found[0].decode()}) at byte "
+                    f"{offset + found.start()}, which is not a character",
+                    file=path,
+                )
+            if not block:
+                return
+            keep = settled + 6  # and 6 more: the lookbehind's context for what waits
+            offset += max(len(buffer) - keep, 0)
+            start = max(limit - max(len(buffer) - keep, 0), 0)  # where the verdicts stopped
+            buffer = buffer[-keep:]
 
 
 def _check_mapping(item: Any, path: Path, row: int) -> dict[str, Any]:
@@ -141,6 +193,7 @@ class JsonSource(DataSource):
             yield from self.read(path, options)
             return
 
+        _refuse_lone_surrogates(path)
         with open(path, "rb") as handle:
             if handle.read(3) != b"\xef\xbb\xbf":
                 handle.seek(0)

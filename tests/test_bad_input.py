@@ -32,6 +32,11 @@ def _train(path: Path, *extra: str):
          "row 1: unreadable JSON value (Infinity is not valid JSON)"),
         ("number.json", '[{"text": "a", "label": [3]}]',
          "row 1, field 'label': labels must be non-empty strings, got 3"),
+        # A lone surrogate escape is no character: no UTF-8 output could hold it.
+        ("surrogate.jsonl", '{"text": "a\\ud800b", "label": ["Others"]}\n',
+         "row 1: text holds a lone surrogate escape (\\ud800), which is not a character"),
+        ("surrogate.json", '[{"text": "a\\udc00b", "label": ["Others"]}]',
+         "text holds a lone surrogate escape (\\udc00) at byte 12, which is not a character"),
         ("string.json", '[{"text": "故宫", "label": "Museums & Galleries|Others"}]',
          "row 1, field 'label': expected a list of labels, got the string 'Museums & Galleries|Others'; "
          "name a separator (--label-sep) to split strings into labels"),
@@ -136,3 +141,12 @@ def test_merged_cells_outside_the_data_are_fine(tmp_path: Path) -> None:
         read_records(path)
     path = _sheet(tmp_path / "ok.xlsx", [["text", "label"], ["故宫", "Others"]], ("D5:E6",))
     assert [(r.text, r.labels) for r in read_records(path)] == [("故宫", ("Others",))]
+
+
+def test_an_escaped_surrogate_pair_is_one_character(tmp_path: Path) -> None:
+    for name, content in (
+        ("pair.jsonl", '{"text": "a\\ud83d\\ude00b", "label": []}\n'),
+        ("pair.json", '[{"text": "a\\ud83d\\ude00b", "label": []}]'),
+    ):
+        (tmp_path / name).write_text(content, encoding="utf-8")
+        assert read_records(tmp_path / name)[0].text == "a\U0001f600b"
