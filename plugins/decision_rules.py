@@ -3,11 +3,12 @@
 - ``threshold``: one global threshold, in probability or logit space;
 - ``per-label``: a threshold per label fitted on validation scores, made robust (minimum
   positives, shrinkage toward the global threshold, cross-validated and kept only where it
-  beats the global threshold out of sample); the default rule of multi-label taggers;
+  beats the global threshold out of sample), then the taxonomy's constraints; the default
+  rule of multi-label taggers;
 - ``top-k``: the k best labels, optionally only those above a minimum probability;
 - ``at-least-one``: wraps any rule; takes the best label when the wrapped rule chose none;
-- ``exclusive``: wraps any rule; applies the taxonomy's exclusive labels and groups
-  (the higher-scoring side wins);
+- ``exclusive``: wraps any rule; applies the taxonomy's constraints: exclusive labels and
+  groups (the higher-scoring side wins), ``max_labels`` and ``min_labels``;
 - ``argmax``: exactly one label (single-label taxonomies).
 
 A fitted rule keeps what it learned in its params, so the saved tagger restores it.
@@ -169,11 +170,21 @@ class PerLabelParams(BaseModel):
         description="how sure (share of bootstrap resamples of the validation rows) the "
         "out-of-sample gain must be",
     )
-    exclusive: bool = Field(
+    constraints: bool = Field(
         default=True,
-        description="apply the taxonomy's exclusive labels and groups (higher score wins)",
+        description="apply the taxonomy's constraints: exclusive labels and groups (higher "
+        "score wins), at most max_labels and at least min_labels (the best-scoring ones)",
     )
     seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """Taggers saved before min/max labels were enforced call the switch 'exclusive'."""
+        if isinstance(data, dict) and "exclusive" in data and "constraints" not in data:
+            data = {**data, "constraints": data["exclusive"]}
+            del data["exclusive"]
+        return data
 
     @model_validator(mode="after")
     def _defaults_and_ranges(self) -> PerLabelParams:
@@ -355,8 +366,8 @@ class PerLabelRule(DecisionRule[PerLabelParams]):
 
     def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
         chosen = scores.values(self._p.space) >= self._threshold_vector(taxonomy)
-        if self._p.exclusive:
-            chosen = apply_exclusive(chosen, scores.probabilities, taxonomy)
+        if self._p.constraints:
+            chosen = apply_constraints(chosen, scores.probabilities, taxonomy)
         return np.asarray(chosen)
 
     def _fit_one(
@@ -645,21 +656,69 @@ class ExclusiveParams(_WrapperParams):
 class ExclusiveRule(WrapperRule[ExclusiveParams]):
     name = "exclusive"
     description = (
-        "Wraps a rule (inner) and applies the taxonomy's exclusive labels and groups: "
-        "the higher-scoring side wins."
+        "Wraps a rule (inner) and applies the taxonomy's constraints: exclusive labels and "
+        "groups (the higher-scoring side wins), max_labels and min_labels."
     )
 
     @classmethod
     def search_space(cls, search: RuleSearch) -> Sequence[RuleChoice]:
-        """Around every candidate where the taxonomy declares exclusive labels or groups."""
-        constraints = search.taxonomy.constraints
-        if constraints.exclusive or constraints.exclusive_groups:
+        """Around every candidate where the taxonomy declares a constraint."""
+        if has_constraints(search.taxonomy):
             return [RuleChoice(" + exclusive", {})]
         return [RuleChoice("", None)]
 
     def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
         chosen = np.asarray(self.inner.decide(scores, taxonomy), dtype=bool)
-        return apply_exclusive(chosen, scores.probabilities, taxonomy)
+        return apply_constraints(chosen, scores.probabilities, taxonomy)
+
+
+def has_constraints(taxonomy: Taxonomy) -> bool:
+    c = taxonomy.constraints
+    return bool(c.exclusive or c.exclusive_groups or c.min_labels or c.max_labels is not None)
+
+
+def apply_constraints(chosen: np.ndarray, values: np.ndarray, taxonomy: Taxonomy) -> np.ndarray:
+    """Every constraint of ``taxonomy``, in this order: exclusive labels and groups
+    (:func:`apply_exclusive`), at most ``max_labels`` (the best-scoring stay), at least
+    ``min_labels`` (the best-scoring labels that can stand with those chosen are added;
+    an exclusive label alone is never joined, so exclusivity wins over a minimum above 1)."""
+    if not has_constraints(taxonomy):
+        return chosen
+    limits = taxonomy.constraints
+    out = apply_exclusive(chosen, values, taxonomy)
+    if limits.max_labels is not None:
+        over = np.flatnonzero(out.sum(axis=1) > limits.max_labels)
+        if len(over):
+            masked = np.where(out[over], values[over], -np.inf)
+            best = np.argsort(-masked, axis=1, kind="stable")[:, : limits.max_labels]
+            out[over] = False
+            out[over[:, None], best] = True
+    if limits.min_labels:
+        counts = out.sum(axis=1)
+        empty = np.flatnonzero(counts == 0)  # any one label may stand alone: the best
+        out[empty, np.argmax(values[empty], axis=1)] = True
+        counts[empty] = 1
+        for row in np.flatnonzero(counts < limits.min_labels):
+            _fill(out[row], values[row], limits.min_labels, taxonomy)
+    return out
+
+
+def _fill(chosen: np.ndarray, values: np.ndarray, minimum: int, taxonomy: Taxonomy) -> None:
+    """Add the best-scoring compatible labels to one row until it has ``minimum``."""
+    index = _label_index(taxonomy)
+    exclusive = {index[label] for label in taxonomy.constraints.exclusive}
+    group_of = {
+        index[label]: number
+        for number, group in enumerate(taxonomy.constraints.exclusive_groups)
+        for label in group
+    }
+    for j in np.argsort(-values, kind="stable"):
+        if chosen.sum() >= minimum or exclusive & set(np.flatnonzero(chosen)):
+            return
+        taken_groups = {group_of[int(i)] for i in np.flatnonzero(chosen) if int(i) in group_of}
+        if chosen[j] or j in exclusive or group_of.get(int(j), -1) in taken_groups:
+            continue
+        chosen[j] = True
 
 
 def apply_exclusive(chosen: np.ndarray, values: np.ndarray, taxonomy: Taxonomy) -> np.ndarray:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from tagger_core import PluginError, Scores, Taxonomy, make_rule
 
@@ -229,10 +232,12 @@ def test_exclusive_label_stands_alone_and_the_higher_scoring_side_wins() -> None
         [1, 0, 0, 1, 0],
         [0, 0, 0, 0, 0],
     ]
-    # per-label applies the same constraints by default, and not with exclusive=false
+    # per-label applies the same constraints by default, and not with constraints=false
     per_label = make_rule("per-label").decide(Scores(logits, "multi-label"), EXCL)
     assert (per_label.astype(int) == chosen).all()
-    free = make_rule("per-label", {"exclusive": False}).decide(Scores(logits, "multi-label"), EXCL)
+    free = make_rule("per-label", {"constraints": False}).decide(
+        Scores(logits, "multi-label"), EXCL
+    )
     assert free[0].sum() == 3
 
 
@@ -243,3 +248,70 @@ def test_every_built_in_rule_is_registered_with_a_description() -> None:
     expected = {"threshold", "per-label", "top-k", "at-least-one", "exclusive", "argmax"}
     assert expected <= set(rules.names())
     assert all(rules.get(name).description for name in expected)
+
+
+COUNTED = Taxonomy.model_validate(
+    {
+        "name": "counted",
+        "labels": [{"id": i} for i in ("A", "B", "C", "O", "G1", "G2")],
+        "constraints": {
+            "exclusive": ["O"],
+            "exclusive_groups": [["G1", "G2"]],
+            "min_labels": 2,
+            "max_labels": 3,
+        },
+    }
+)
+
+
+def test_label_counts_keep_the_best_and_add_the_best_compatible() -> None:
+    # columns A, B, C, O (exclusive), G1, G2 (a group); min 2, max 3
+    logits = np.array(
+        [
+            [2.0, 1.5, 1.0, -9, 3.0, -9],  # 4 chosen → the 3 best: G1, A, B
+            [-1.0, -2.0, -3.0, -5, -9, -9],  # none chosen → the best (A), then the next (B)
+            [1.0, -9, -9, -9, -0.4, -0.3],  # A alone → add the better group member, G2
+            [-9, -9, -9, 2.0, -9, -9],  # O chosen: it stands alone, whatever the minimum
+            [-9, -1.0, -9, -0.5, -9, -9],  # none chosen and O is best → O, alone
+        ]
+    )
+    chosen = make_rule("exclusive").decide(Scores(logits, "multi-label"), COUNTED).astype(int)
+    assert chosen.tolist() == [
+        [1, 1, 0, 0, 1, 0],
+        [1, 1, 0, 0, 0, 0],
+        [1, 0, 0, 0, 0, 1],
+        [0, 0, 0, 1, 0, 0],
+        [0, 0, 0, 1, 0, 0],
+    ]
+    per_label = make_rule("per-label").decide(Scores(logits, "multi-label"), COUNTED)
+    assert (per_label.astype(int) == chosen).all()
+
+
+def test_saved_taggers_with_the_old_switch_name_load() -> None:
+    rule = make_rule("per-label", {"exclusive": False})
+    assert rule.params_dict()["constraints"] is False and "exclusive" not in rule.params_dict()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    logits=arrays(np.float64, (8, 6), elements=st.floats(-6, 6)),
+    minimum=st.integers(0, 2),
+    maximum=st.one_of(st.none(), st.integers(2, 4)),
+)
+def test_the_default_rule_never_breaks_a_constraint(
+    logits: np.ndarray, minimum: int, maximum: int | None
+) -> None:
+    taxonomy = COUNTED.model_copy(
+        update={
+            "constraints": COUNTED.constraints.model_copy(
+                update={"min_labels": minimum, "max_labels": maximum}
+            )
+        }
+    )
+    chosen = make_rule("per-label").decide(Scores(logits, "multi-label"), taxonomy)
+    for row in chosen:
+        labels = {taxonomy.label_ids[j] for j in np.flatnonzero(row)}
+        assert not ("O" in labels and len(labels) > 1)
+        assert not {"G1", "G2"} <= labels
+        assert maximum is None or len(labels) <= maximum
+        assert len(labels) >= minimum or labels == {"O"}

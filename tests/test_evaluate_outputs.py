@@ -98,14 +98,16 @@ def test_evaluate_writes_every_output(model: Path, tmp_path: Path) -> None:
 
 def test_evaluate_rule_override_and_json_output(model: Path) -> None:
     runner = CliRunner()
-    saved = json.loads(runner.invoke(cli, ["evaluate", str(model), str(VALID), "--json"]).stdout)
-    result = runner.invoke(
-        cli, ["evaluate", str(model), str(VALID), "--json", "--rule", "at-least-one"]
-    )
+    args = ["evaluate", str(model), str(VALID), "--json", "--rule"]
+    bare = json.loads(runner.invoke(cli, [*args, "threshold"]).stdout)  # no constraints
+    result = runner.invoke(cli, [*args, "at-least-one"])
     assert result.exit_code == 0, result.output
     wrapped = json.loads(result.stdout)
-    assert wrapped["empty_predictions"] == 0 < saved["empty_predictions"]
+    assert wrapped["empty_predictions"] == 0 < bare["empty_predictions"]
     assert {m["threshold"] for m in wrapped["per_label"]} == {0.5}
+    # the saved rule honours the taxonomy's min_labels: 1 by itself
+    saved = json.loads(runner.invoke(cli, args[:-1]).stdout)
+    assert saved["empty_predictions"] == 0
 
 
 def test_single_label_evaluation_prints_report_and_confusion_matrix(tmp_path: Path) -> None:

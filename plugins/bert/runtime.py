@@ -489,4 +489,20 @@ def run_sorted(
             bar.update(len(batch))
     if out is None:
         raise ModelError("nothing to run the model on")
+    if len(rows) > batch_size:
+        release_freed_memory()
     return out
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by the batches back to the system (glibc's malloc_trim). Batches
+    of varying padded length leave the heap fragmented: without this, streaming 1,000,000
+    names grew a process from 0.6 to 1.3 GB; with it, it stays flat. No-op elsewhere."""
+    import contextlib
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (musl, …)
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import itertools
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -142,6 +143,8 @@ def scored(
     rule: RuleSpec,
     jobs: int,
 ) -> Iterator[tuple[list[Record], FileOptions, Decisions]]:
+    """Each chunk with its decisions, in input order; with ``jobs`` workers, at most
+    2 × jobs chunks wait for theirs, so memory stays bounded however fast reading is."""
     if jobs <= 0:
         for batch, write_options in chunks:
             yield batch, write_options, decide(tagger, [r.text for r in batch], rule)
@@ -160,7 +163,8 @@ def scored(
 
 class ScoringPool:
     """Worker processes that each load the tagger from its directory once and score
-    chunks of texts. Workers ignore Ctrl-C: this process stops them."""
+    chunks of texts. Workers ignore Ctrl-C: this process stops them once the chunk in
+    hand is done."""
 
     def __init__(self, tagger: Tagger, rule: RuleSpec, jobs: int) -> None:
         import multiprocessing
@@ -171,6 +175,8 @@ class ScoringPool:
                 "scoring in worker processes needs a tagger loaded from a directory "
                 "(save it first, or use 0 jobs)"
             )
+        self.interrupted = False
+        self.previous_handler: Any = None
         self.executor = ProcessPoolExecutor(
             max_workers=jobs,
             mp_context=multiprocessing.get_context("spawn"),  # fork is unsafe with threads
@@ -179,31 +185,50 @@ class ScoringPool:
         )
 
     def submit(self, texts: list[str]) -> Future[Decisions]:
+        self._raise_if_interrupted()
         return self.executor.submit(_score_in_worker, texts)
 
     def result(self, future: Future[Decisions]) -> Decisions:
+        from concurrent.futures import TimeoutError as Pending
         from concurrent.futures.process import BrokenProcessPool
 
         try:
-            return future.result()
+            while True:
+                self._raise_if_interrupted()
+                try:
+                    return future.result(timeout=0.1)
+                except Pending:
+                    continue
         except BrokenProcessPool:
             raise TaggerError(
                 "a scoring worker process stopped unexpectedly (killed, or out of memory?); "
                 "--jobs 0 scores in this process"
             ) from None
 
+    # Ctrl-C while the pool runs is noted and raised between chunks (within a tenth of a
+    # second), never inside the executor's locks and queues: raised there, it can leave a
+    # lock held and hang the process at exit.
+    def _note_interrupt(self, signum: int, frame: object) -> None:
+        self.interrupted = True
+
+    def _raise_if_interrupted(self) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
+
     def __enter__(self) -> ScoringPool:
+        if threading.current_thread() is threading.main_thread():
+            self.previous_handler = signal.signal(signal.SIGINT, self._note_interrupt)
         return self
 
     def __exit__(self, kind: object, error: object, trace: object) -> None:
-        if error is None:
-            self.executor.shutdown(wait=True)
-            return
-        # Stopped (an error, Ctrl-C): drop the queued chunks and end the workers now.
-        processes = list(getattr(self.executor, "_processes", {}).values())
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.terminate()
+        try:
+            # Stopped early (an error, Ctrl-C), the queued chunks are dropped and the workers
+            # finish the chunk in hand: killing one mid-reply would leave the executor
+            # waiting for the rest of it forever.
+            self.executor.shutdown(wait=True, cancel_futures=error is not None)
+        finally:
+            if self.previous_handler is not None:
+                signal.signal(signal.SIGINT, self.previous_handler)
 
 
 _worker: tuple[Tagger, RuleSpec] | TaggerError | None = None
