@@ -165,6 +165,15 @@ def _check_mapping(item: Any, path: Path, row: int) -> dict[str, Any]:
     return item
 
 
+class _WrittenInChunks(DataSource):
+    """A format whose whole-file write is its chunk writer given everything at once."""
+
+    def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
+        writer = self.open_writer(path, options)
+        writer.write(records)
+        writer.close()
+
+
 class JsonSource(DataSource):
     name = "json"
     description = 'A JSON list of objects: [{"text": ..., "label": [...]}] (the reference format).'
@@ -257,7 +266,7 @@ def _indented(text: str) -> str:
     return "\n".join("  " + line for line in text.splitlines())
 
 
-class JsonLinesSource(DataSource):
+class JsonLinesSource(_WrittenInChunks):
     name = "jsonl"
     description = "One JSON object per line; rows are line numbers."
     suffixes: ClassVar[tuple[str, ...]] = (".jsonl", ".ndjson")
@@ -273,11 +282,6 @@ class JsonLinesSource(DataSource):
             yield record_from_fields(
                 _check_mapping(item, path, row), file=path, row=row, options=options
             )
-
-    def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
-        writer = self.open_writer(path, options)
-        writer.write(records)
-        writer.close()
 
     def open_writer(self, path: Path, options: FileOptions) -> RecordWriter:
         return _JsonLinesWriter(self, path, options)
@@ -514,7 +518,7 @@ def _hidden_problem(hidden: _Hidden, row: int, header: list[str]) -> tuple[str, 
     return None
 
 
-class ExcelSource(DataSource):
+class ExcelSource(_WrittenInChunks):
     name = "xlsx"
     description = "Excel workbook: first sheet (or --sheet), header in row 1."
     suffixes: ClassVar[tuple[str, ...]] = (".xlsx",)
@@ -584,11 +588,6 @@ class ExcelSource(DataSource):
                 yield record_from_fields(fields, file=path, row=row, options=options, cells=True)
         finally:
             workbook.close()
-
-    def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
-        writer = self.open_writer(path, options)
-        writer.write(records)
-        writer.close()
 
     def open_writer(self, path: Path, options: FileOptions) -> RecordWriter:
         return _ExcelWriter(self, path, options)
