@@ -698,20 +698,29 @@ def apply_constraints(chosen: np.ndarray, values: np.ndarray, taxonomy: Taxonomy
         empty = np.flatnonzero(counts == 0)  # any one label may stand alone: the best
         out[empty, np.argmax(values[empty], axis=1)] = True
         counts[empty] = 1
-        for row in np.flatnonzero(counts < limits.min_labels):
-            _fill(out[row], values[row], limits.min_labels, taxonomy)
+        short = np.flatnonzero(counts < limits.min_labels)
+        if len(short):
+            index = _label_index(taxonomy)
+            exclusive = {index[label] for label in limits.exclusive}
+            group_of = {
+                index[label]: number
+                for number, group in enumerate(limits.exclusive_groups)
+                for label in group
+            }
+            for row in short:
+                _fill(out[row], values[row], limits.min_labels, exclusive, group_of)
     return out
 
 
-def _fill(chosen: np.ndarray, values: np.ndarray, minimum: int, taxonomy: Taxonomy) -> None:
-    """Add the best-scoring compatible labels to one row until it has ``minimum``."""
-    index = _label_index(taxonomy)
-    exclusive = {index[label] for label in taxonomy.constraints.exclusive}
-    group_of = {
-        index[label]: number
-        for number, group in enumerate(taxonomy.constraints.exclusive_groups)
-        for label in group
-    }
+def _fill(
+    chosen: np.ndarray,
+    values: np.ndarray,
+    minimum: int,
+    exclusive: set[int],
+    group_of: dict[int, int],
+) -> None:
+    """Add the best-scoring compatible labels to one row until it has ``minimum``
+    (``exclusive``: columns that stand alone; ``group_of``: column → its exclusive group)."""
     for j in np.argsort(-values, kind="stable"):
         if chosen.sum() >= minimum or exclusive & set(np.flatnonzero(chosen)):
             return

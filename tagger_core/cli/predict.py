@@ -178,7 +178,7 @@ def predict_command(
     from tagger_core.progress_bars import progress
     from tagger_core.schemas import Record
     from tagger_core.tagger import Tagger
-    from tagger_core.workflows.predict import predict_to_file
+    from tagger_core.workflows.predict import predict_to_file, settle_heap
 
     if texts and input_path:
         raise click.UsageError("give names as arguments or with --input, not both")
@@ -247,16 +247,6 @@ def auto_jobs(input_path: Path | None) -> int:
     if input_path is None or (cpus or 1) < 2 or not input_path.is_file():
         return 0
     return 1 if input_path.stat().st_size >= AUTO_JOBS_BYTES else 0
-
-
-def settle_heap() -> None:
-    """Move what is loaded so far (modules, the tagger) out of the garbage collector's
-    sight: streaming allocates a few objects per name, and each full collection would
-    otherwise walk the whole heap (about a quarter of a large file's time)."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
 
 
 def rough_rows(path: Path) -> int | None:
