@@ -12,7 +12,7 @@ import logging
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -52,6 +52,9 @@ class TrainingInfo(BaseModel):
     train_rows: int = 0
     valid_rows: int = 0
     validation_metrics: dict[str, Any] | None = None
+    # How training chose the decision rule (objective, candidates, gain over the default
+    # and its bootstrap support); None where the rule was given or not chosen.
+    rule_choice: dict[str, Any] | None = None
 
 
 class Manifest(BaseModel):
@@ -80,6 +83,11 @@ def library_versions() -> dict[str, str]:
 
 NormalizerSpec = str | tuple[str, dict[str, Any]] | Normalizer[Any]
 RuleSpec = DecisionRule[Any] | str | None
+# Chooses the rule on validation scores and truth, starting from the tagger's own: the
+# rule to keep, and a record of the choice for the manifest.
+RuleChooser = Callable[
+    [Scores, np.ndarray, Taxonomy, DecisionRule[Any]], tuple[DecisionRule[Any], dict[str, Any]]
+]
 
 
 def _normalizer(spec: NormalizerSpec) -> Normalizer[Any]:
@@ -200,8 +208,10 @@ class Tagger:
         seed: int = 0,
         train_files: Sequence[DataFile] = (),
         valid_files: Sequence[DataFile] = (),
+        choose_rule: RuleChooser | None = None,
     ) -> Tagger:
-        """Fit the encoder on ``train``; fit the rule and measure on ``valid`` if given."""
+        """Fit the encoder on ``train``; with ``valid``, fit the rule (or let
+        ``choose_rule`` replace it) and measure on the validation rows."""
         if not train:
             raise DataError("no training records")
         targets = label_matrix(train, self.taxonomy)
@@ -223,7 +233,11 @@ class Tagger:
         )
         if valid_pair is not None:
             scores = self._scores(valid_pair[0])
-            if self.rule.fittable:  # e.g. per-label thresholds, fitted on validation scores
+            if choose_rule is not None:
+                self.rule, self.training.rule_choice = choose_rule(
+                    scores, valid_pair[1], self.taxonomy, self.rule
+                )
+            elif self.rule.fittable:  # e.g. per-label thresholds, fitted on validation scores
                 self.rule.fit(scores, valid_pair[1], self.taxonomy)
             self.record_validation(scores, valid_pair[1])
         elif self.rule.fittable:

@@ -197,6 +197,42 @@ def test_early_stopping_stops_after_patience(tiny_bert: Path) -> None:
     assert summary["best_epoch"] == 1 and summary["epochs_run"] == 3
 
 
+def test_the_automatic_schedule_is_set_in_updates() -> None:
+    from tagger_plugins.bert import BertEncoder
+    from tagger_plugins.bert.finetune import plan_schedule
+
+    auto = BertEncoder.Params()
+    # 300 names, batch 32: 10 updates an epoch; 600 updates need 60 epochs, validated
+    # about 10 times, so patience counts passes, not epochs.
+    small = plan_schedule(auto, 10)
+    assert (small.epochs, small.validate_every, small.steps) == (60, 6, 600)
+    assert [e for e in range(1, 61) if small.validates_after(e)] == list(range(6, 61, 6))
+    # 20,000 names: the epoch cap of large sets, a pass after each epoch.
+    large = plan_schedule(auto, 625)
+    assert (large.epochs, large.validate_every) == (8, 1)
+    # An odd count still ends on a validation pass.
+    odd = plan_schedule(BertEncoder.Params(min_steps=130), 2)
+    assert odd.epochs == 65 and odd.validate_every == 6 and odd.validates_after(65)
+    # Epochs given: exactly those, a pass after each (the old meaning).
+    fixed = plan_schedule(BertEncoder.Params(epochs=3), 10)
+    assert (fixed.epochs, fixed.validate_every) == (3, 1)
+
+
+def test_automatic_schedule_validates_every_few_epochs_and_stops_in_passes(
+    tiny_bert: Path,
+) -> None:
+    # 32 names in batches of 16: 2 updates an epoch, 40 updates → 20 epochs, a validation
+    # pass every 2 epochs; nothing beats the first pass at this rate, so 2 more end it.
+    tagger = train_tagger(
+        tiny_bert, lr=1e-9, epochs=None, min_steps=40, validations=10, patience=2, n=32
+    )
+    summary = tagger.encoder.summary
+    assert summary["epochs_planned"] == 20 and summary["steps_planned"] == 40
+    assert [e["epoch"] for e in tagger.encoder.history] == [2, 4, 6]
+    assert summary["stopped_early"] is True
+    assert summary["best_epoch"] == 2 and summary["epochs_run"] == 6
+
+
 def test_best_epoch_is_restored_and_dumps_match(tiny_bert: Path, tmp_path: Path) -> None:
     dumps = tmp_path / "dumps"
     tagger = train_tagger(

@@ -46,7 +46,22 @@ class BertParams(BaseModel):
     model: str = Field(
         default=DEFAULT_MODEL, min_length=1, description="local model folder or hub id"
     )
-    epochs: int = Field(default=8, ge=1, le=1000, description="maximum number of epochs")
+    epochs: int | None = Field(
+        default=None,
+        ge=1,
+        le=100000,
+        description="epochs, validating after each; unset: set by min_steps (at least 8)",
+    )
+    min_steps: int = Field(
+        default=600,
+        ge=0,
+        description="unset epochs: train for at least this many optimizer updates",
+    )
+    validations: int = Field(
+        default=10,
+        ge=1,
+        description="unset epochs: about this many validation passes over the run",
+    )
     lr: float | None = Field(
         default=None,
         gt=0,
@@ -59,7 +74,7 @@ class BertParams(BaseModel):
     weight_decay: float = Field(default=0.01, ge=0, le=1)
     max_grad_norm: float = Field(default=1.0, ge=0, description="0 disables clipping")
     patience: int = Field(
-        default=2, ge=0, description="epochs without improvement before stopping; 0: never"
+        default=3, ge=0, description="validation passes without a better score; 0: never stop"
     )
     metric: Literal["loss", "exact_match", "micro_f1", "macro_f1"] = Field(
         default="micro_f1", description="validation metric for early stopping"

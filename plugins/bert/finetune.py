@@ -54,6 +54,37 @@ SHALLOW_LAYERS = 6
 LR_SHALLOW = 2e-4
 LR_DEEP = 5e-5
 MAX_LABEL_WEIGHT = 100.0
+# The automatic schedule (``epochs`` unset): at least this many epochs, the plateau on
+# 2,000-20,000 POI names, and more where that is fewer than ``min_steps`` updates.
+LARGE_SET_EPOCHS = 8
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long a run trains and how often it validates, in epochs."""
+
+    epochs: int
+    validate_every: int  # epochs between validation passes (the last epoch always has one)
+    steps_per_epoch: int
+
+    @property
+    def steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def validates_after(self, epoch: int) -> bool:
+        return epoch % self.validate_every == 0 or epoch == self.epochs
+
+
+def plan_schedule(params: Any, steps_per_epoch: int) -> Schedule:
+    """``epochs`` as given (a validation pass after each); unset, the schedule is set in
+    optimizer updates: enough epochs for ``min_steps`` updates (small sets), never fewer
+    than 8 (large ones), with about ``validations`` passes spread over it, so that
+    ``patience`` counts passes whatever the size."""
+    if params.epochs is not None:
+        return Schedule(params.epochs, 1, steps_per_epoch)
+    epochs = max(LARGE_SET_EPOCHS, math.ceil(params.min_steps / max(1, steps_per_epoch)))
+    every = max(1, round(epochs / params.validations))
+    return Schedule(epochs, every, steps_per_epoch)
 
 
 def problem_type(taxonomy: Taxonomy) -> str:
@@ -397,16 +428,18 @@ class _Trainer:
             if main:
                 warn_truncated(self.valid, self.max_length, "validation")
         elif main:
-            log.info("no validation data: training all %d epochs, no early stopping", self.p.epochs)
+            log.info("no validation data: training every planned epoch, no early stopping")
         weights = label_weights(targets, mode, self.p.label_weights)
         self.loss_fn = make_loss(mode, weights, self.device)
-        self.steps_per_epoch = math.ceil(
+        steps_per_epoch = math.ceil(
             math.ceil(len(self.train) / self.p.batch_size) / self.group.world
         )
+        # Per-epoch logit dumps (the notebook's format) need a validation pass per epoch.
+        self.schedule = plan_schedule(self.p, steps_per_epoch)
+        if self.dump_dir is not None:
+            self.schedule = Schedule(self.schedule.epochs, 1, steps_per_epoch)
         self.optimizer = make_optimizer(self.model, self.lr, self.p.weight_decay, self.device)
-        self.scheduler = make_scheduler(
-            self.optimizer, self.steps_per_epoch * self.p.epochs, self.p.warmup
-        )
+        self.scheduler = make_scheduler(self.optimizer, self.schedule.steps, self.p.warmup)
         self.wrapped: Any = self.model
         if self.group.world > 1:
             from torch.nn.parallel import DistributedDataParallel
@@ -449,7 +482,7 @@ class _Trainer:
                 dumped[rows] = out.detach().float().cpu().numpy()
             bar.update(1)
             if step % 10 == 0 or step == len(mine):
-                bar.set_postfix(epoch=f"{epoch}/{p.epochs}", loss=f"{running:.4f}")
+                bar.set_postfix(epoch=f"{epoch}/{self.schedule.epochs}", loss=f"{running:.4f}")
         if dumped is not None and group.world > 1:
             seen = ~np.isnan(dumped[:, 0])
             for rows, part in group.all_gather((np.flatnonzero(seen), dumped[seen])):
@@ -485,14 +518,25 @@ class _Trainer:
         best_state: dict[str, torch.Tensor] | None = None
         stopped_early = False
         shares: list[float] = []
-        total = self.steps_per_epoch * p.epochs
-        with progress_bar(group.main, total=total, desc="fine-tuning", unit="step") as bar:
-            for epoch in range(1, p.epochs + 1):
+        plan = self.schedule
+        since_best = 0  # validation passes without a new best
+        losses: list[float] = []  # training losses since the last validation pass
+        with progress_bar(group.main, total=plan.steps, desc="fine-tuning", unit="step") as bar:
+            for epoch in range(1, plan.epochs + 1):
                 started = time.perf_counter()
                 train_loss, share, train_logits = self.train_epoch(epoch, bar)
                 shares.append(share)
-                entry: dict[str, Any] = {"epoch": epoch, "train_loss": round(train_loss, 6)}
-                line = f"epoch {epoch}/{p.epochs}: train loss {train_loss:.4f}"
+                losses.append(train_loss)
+                if not plan.validates_after(epoch):
+                    continue
+                train_loss = float(np.mean(losses))
+                losses = []
+                entry: dict[str, Any] = {
+                    "epoch": epoch,
+                    "step": epoch * plan.steps_per_epoch,
+                    "train_loss": round(train_loss, 6),
+                }
+                line = f"epoch {epoch}/{plan.epochs}: train loss {train_loss:.4f}"
                 valid_logits = None
                 if self.valid is not None:
                     valid_logits, metrics = self.validate()
@@ -503,10 +547,11 @@ class _Trainer:
                         f"macro F1 {metrics['macro_f1']:.4f}"
                     )
                     score = (sign * metrics[p.metric], -round(metrics["loss"], 4))
+                    since_best += 1
                     if score > best_score:
-                        best_score, best_epoch = score, epoch
+                        best_score, best_epoch, since_best = score, epoch, 0
                         # The last epoch's weights need no copy: they stay in place.
-                        best_state = self.state_copy() if epoch < p.epochs else None
+                        best_state = self.state_copy() if epoch < plan.epochs else None
                         line += " *"
                 entry["seconds"] = round(time.perf_counter() - started, 2)
                 history.append(entry)
@@ -516,18 +561,19 @@ class _Trainer:
                 if (
                     self.valid is not None
                     and p.patience > 0
-                    and epoch - best_epoch >= p.patience
-                    and epoch < p.epochs
+                    and since_best >= p.patience
+                    and epoch < plan.epochs
                 ):
                     stopped_early = True
-                    bar.update(total - epoch * self.steps_per_epoch)
+                    bar.update(plan.steps - epoch * plan.steps_per_epoch)
                     self.report(
                         bar,
                         f"early stopping: no better valid {p.metric} in the {p.patience} "
-                        f"epoch(s) after epoch {best_epoch}",
+                        f"validation pass(es) after epoch {best_epoch}",
                     )
                     break
-        if self.valid is not None and best_epoch and best_epoch != len(history):
+        last_epoch = history[-1]["epoch"] if history else plan.epochs
+        if self.valid is not None and best_epoch and best_epoch != last_epoch:
             if best_state is not None:
                 self.model.load_state_dict(best_state)
             if group.main:
@@ -535,8 +581,11 @@ class _Trainer:
         materialize(self.model).eval()
         summary = {
             "lr": self.lr,
-            "epochs_run": len(history),
-            "best_epoch": best_epoch or len(history),
+            "epochs_run": last_epoch,
+            "epochs_planned": plan.epochs,
+            "steps_planned": plan.steps,
+            "validate_every": plan.validate_every,
+            "best_epoch": best_epoch or last_epoch,
             "stopped_early": stopped_early,
             "metric": p.metric,
             "device": str(self.device),

@@ -21,7 +21,7 @@ def _opt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def print_evaluation(evaluation: Any, rule: str | None = None) -> None:
+def print_evaluation(evaluation: Any, rule: str | None = None, choice: str = "") -> None:
     e = evaluation
     click.echo(
         f"rows {e.rows}   exact match {e.exact_match:.3f}   "
@@ -41,6 +41,8 @@ def print_evaluation(evaluation: Any, rule: str | None = None) -> None:
         )
     if rule:
         click.echo(f"rule: {rule}")
+    if choice:
+        click.echo(f"  {choice}")
     click.echo()
     has_threshold = any(m.threshold is not None for m in e.per_label)
     header = ["LABEL", "SUPPORT", "TP", "FP", "FN", "PRECISION", "RECALL", "F1", "ROC-AUC"]
@@ -194,7 +196,7 @@ def evaluate_command(
     if as_json:
         click.echo(run.evaluation.model_dump_json(indent=2))
         return
-    print_evaluation(run.evaluation, run.rule.describe())
+    print_evaluation(run.evaluation, run.rule.describe(), run.rule_choice)
     if tagger.taxonomy.mode == "single-label":
         _print_single_label(run.truth, run.pred, run.evaluation, tagger.taxonomy)
 

@@ -21,6 +21,7 @@ from tagger_core.cli.options import (
     tagger_factory,
     tagger_options,
     taxonomy_option,
+    training_objective,
     valid_ratio_option,
 )
 from tagger_core.files import check_target
@@ -171,6 +172,7 @@ def compare_command(
         seed=seed,
         combined=combined,
         valid_ratio=valid_ratio,
+        objective=training_objective(kwargs),
     )
     if emit(comparison, kwargs):
         return
@@ -283,6 +285,7 @@ def cv_command(
         seed=seed,
         valid_ratio=valid_ratio,
         on_fold=fold_done,
+        objective=training_objective(kwargs),
     )
     if emit(result, kwargs):
         return

@@ -191,7 +191,42 @@ tagger_options = stack(
         help="Text normalizer applied before encoding, at training and prediction "
         "(repeatable, in order).",
     ),
+    click.option(
+        "--objective",
+        metavar="FIGURE",
+        cls=LiveHelpOption,
+        live_help=lambda: _objective_help(),
+    ),
 )
+
+
+def _objective_help() -> str:
+    from tagger_core.workflows.train import DEFAULT_OBJECTIVE
+
+    return (
+        "Figure the decision rule is chosen for on the validation data: micro_f1, "
+        "macro_f1, exact_match, samples_f1… (`tagger optimize --help`). Every installed "
+        "rule is a candidate; the default rule stays unless another beats it out of fold "
+        f"in 90 % of bootstrap resamples (default: {DEFAULT_OBJECTIVE}; not with --rule)."
+    )
+
+
+def training_objective(kwargs: dict[str, Any]) -> str | None:
+    """The objective training chooses the rule for; None where the user fixed the rule."""
+    from tagger_core.errors import TaggerError
+    from tagger_core.workflows.optimize import check_objective
+    from tagger_core.workflows.train import DEFAULT_OBJECTIVE
+
+    objective = kwargs.get("objective")
+    if kwargs.get("rule") or kwargs.get("rule_params"):
+        if objective is not None:
+            raise TaggerError(
+                "--objective chooses the decision rule and --rule/--rule-param fix it; give one"
+            )
+        return None
+    objective = objective or DEFAULT_OBJECTIVE
+    check_objective(objective)
+    return objective
 
 
 def tagger_factory(taxonomy: Taxonomy | str, kwargs: dict[str, Any]) -> Callable[[], Tagger]:

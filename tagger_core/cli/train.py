@@ -13,6 +13,7 @@ from tagger_core.cli.options import (
     tagger_factory,
     tagger_options,
     taxonomy_option,
+    training_objective,
 )
 
 
@@ -59,6 +60,7 @@ def train_command(
     from tagger_core.workflows.train import train_and_save
 
     check_tagger_target(output, force)
+    objective = training_objective(kwargs)
     tagger = tagger_factory(resolve_taxonomy(taxonomy_name), kwargs)()
     taxonomy = tagger.taxonomy
     train, train_files = read_all(train_paths, kwargs, taxonomy=taxonomy)
@@ -81,6 +83,7 @@ def train_command(
         train_files=train_files,
         valid_files=valid_files,
         on_start=announce,
+        objective=objective,
     )
     if not saved:
         return  # a helper process of a distributed run: the primary one reports
@@ -91,6 +94,11 @@ def train_command(
             f"{metrics['micro_f1']:.3f}, macro F1 {metrics['macro_f1']:.3f} on "
             f"{metrics['rows']} records ({tagger.rule.describe()})."
         )
+    choice = tagger.training.rule_choice
+    if choice:
+        from tagger_core.workflows.optimize import describe_choice
+
+        click.echo(f"Rule {describe_choice(choice)}.")
     click.echo(f"Saved tagger to {output}")
 
 

@@ -460,6 +460,7 @@ class ReportInput:
     encoder: str = ""
     rule: str = ""  # the decision rule's one-line description
     rule_overridden: bool = False
+    rule_choice: str = ""  # how training chose the rule, in one line
     validation_metrics: dict[str, Any] | None = None
     tagger_created: str | None = None
     train_rows: int | None = None
@@ -764,6 +765,7 @@ def render_report(data: ReportInput) -> str:
             plot_pr_curves(data.truth, data.probabilities, data.pred, e, t), "precision-recall"
         )
     rule = data.rule + (" — overridden for this evaluation" if data.rule_overridden else "")
+    choice = f" ({data.rule_choice})" if data.rule_choice else ""
     data_names = ", ".join(data.data_paths) or "(in memory)"
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     trained = f", trained on {data.train_rows} rows" if data.train_rows else ""
@@ -794,7 +796,7 @@ def render_report(data: ReportInput) -> str:
 <h1>Evaluation of {_e(data.tagger_path or "the tagger")}</h1>
 <div class="meta">Taxonomy <code>{_e(t.name)}</code> v{_e(t.version)} ({_e(t.mode)},
 {len(t.labels)} labels) · encoder <code>{_e(data.encoder)}</code>{_e(trained)} ·
-decision rule <code>{_e(rule)}</code><br>
+decision rule <code>{_e(rule)}</code>{_e(choice)}<br>
 Data: {_e(data_names)} ({e.rows} rows, {_pct(e.labels_per_row / max(len(t.labels), 1))} label
 density, {e.labels_per_row:.2f} labels per row) · report made {created}</div>
 <nav><a href="#summary">Summary</a><a href="#labels">Per label</a><a href="#sweep">Threshold

@@ -136,6 +136,7 @@ def compare_sources(
     seed: int = 0,
     combined: bool = False,
     valid_ratio: float | None = None,
+    objective: str | None = None,
 ) -> Comparison:
     """Train on each source's labels of the training names; evaluate every tagger on each
     source's validation part (its own labels of its held-out names).
@@ -143,7 +144,8 @@ def compare_sources(
     ``ratios`` default to 4 for training and 1 per source; ``combined`` adds a tagger
     trained on all sources together. Each tagger's decision rule is fitted on a
     validation part of its own training records (``valid_ratio``, see
-    :func:`tagger_core.workflows.train.valid_ratio_for`).
+    :func:`tagger_core.workflows.train.valid_ratio_for`), or chosen there for
+    ``objective``.
     """
     sources = source_names(records)
     if len(sources) < 2:
@@ -167,7 +169,12 @@ def compare_sources(
             if not train_records:
                 raise TaggerError(f"source '{name}' has no record among the training names")
             tagger, n_train, n_valid = train_held_out(
-                make_tagger, train_records, taxonomy, valid_ratio=valid_ratio, seed=seed
+                make_tagger,
+                train_records,
+                taxonomy,
+                valid_ratio=valid_ratio,
+                seed=seed,
+                objective=objective,
             )
             for source in sources:
                 held_out = evaluations[source]

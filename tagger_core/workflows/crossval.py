@@ -40,6 +40,8 @@ class Fold(BaseModel):
     valid_rows: int
     test_rows: int
     metrics: dict[str, Any]  # an Evaluation, plus empty_rate
+    rule: str = ""  # the fold's decision rule, as fitted or chosen
+    rule_choice: dict[str, Any] | None = None  # how training chose it (with an objective)
 
 
 class MeanStd(BaseModel):
@@ -115,12 +117,15 @@ def cross_validate(
     seed: int = 0,
     valid_ratio: float | None = None,
     on_fold: Callable[[Fold], None] | None = None,
+    objective: str | None = None,
 ) -> CrossValidation:
     """Train ``make_tagger()`` k times, each time testing on one fold.
 
     A stratified validation part of each training set (``valid_ratio``, see
     :func:`tagger_core.workflows.train.valid_ratio_for`) fits the decision rule and lets
-    encoders stop early. ``on_fold`` hears of each fold as soon as it is done.
+    encoders stop early; with ``objective`` it also chooses each fold's rule
+    (:func:`tagger_core.workflows.optimize.choose_rule`). ``on_fold`` hears of each fold
+    as soon as it is done.
     """
     folds = fold_of_records(records, taxonomy, k, seed)
     results: list[Fold] = []
@@ -130,7 +135,12 @@ def cross_validate(
             test = [r for r, f in zip(records, folds, strict=True) if f == fold]
             train = [r for r, f in zip(records, folds, strict=True) if f != fold]
             tagger, n_train, n_valid = train_held_out(
-                make_tagger, train, taxonomy, valid_ratio=valid_ratio, seed=seed + fold
+                make_tagger,
+                train,
+                taxonomy,
+                valid_ratio=valid_ratio,
+                seed=seed + fold,
+                objective=objective,
             )
             evaluation = tagger.evaluate(test)
             metrics = evaluation.model_dump(mode="json", exclude={"confusion"})
@@ -142,6 +152,8 @@ def cross_validate(
                     valid_rows=n_valid,
                     test_rows=len(test),
                     metrics=metrics,
+                    rule=tagger.rule.describe(),
+                    rule_choice=tagger.training.rule_choice,
                 )
             )
             if on_fold is not None:

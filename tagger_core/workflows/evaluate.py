@@ -28,6 +28,7 @@ from tagger_core.files import write_bytes, write_text
 from tagger_core.schemas import Record
 from tagger_core.scores import ScoreSpace
 from tagger_core.tagger import RuleSpec, Tagger
+from tagger_core.workflows.optimize import describe_choice
 
 
 @dataclass
@@ -52,6 +53,7 @@ class EvaluationRun:
     truth: np.ndarray
     pred: np.ndarray
     written: list[tuple[str, Path]] = field(default_factory=list)  # (what, where)
+    rule_choice: str = ""  # how training chose the rule (unless overridden here)
 
 
 def evaluate_to_files(
@@ -70,6 +72,9 @@ def evaluate_to_files(
     evaluation = tagger.evaluate_scores(scores, truth, active)
     pred = tagger.decide(scores, active)
     run = EvaluationRun(evaluation, active, truth, pred)
+    choice = tagger.training.rule_choice
+    if rule is None and choice:
+        run.rule_choice = describe_choice(choice)
     taxonomy = tagger.taxonomy
     if files.metrics is not None:
         figures = evaluation.model_dump(mode="json")
@@ -79,6 +84,7 @@ def evaluate_to_files(
             "tagger": tagger_path,
             "data": list(data_paths),
             "rule": {"name": active.name, "params": active.params_dict()},
+            "rule_choice": None if rule is not None else tagger.training.rule_choice,
         }
         text = json.dumps(figures, indent=2, ensure_ascii=False)
         write_text(files.metrics, text)
@@ -119,6 +125,7 @@ def evaluate_to_files(
             encoder=tagger.encoder.name,
             rule=active.describe(),
             rule_overridden=rule is not None,
+            rule_choice=run.rule_choice,
             validation_metrics=tagger.training.validation_metrics,
             train_rows=tagger.training.train_rows or None,
             top_errors=files.top_errors,

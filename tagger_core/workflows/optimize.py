@@ -340,3 +340,146 @@ def optimize_rule(
         tagger.record_validation(scores, truth)
         selection.saved_to = tagger.save(output, force=True)
     return selection
+
+
+# -- choosing the rule at training -------------------------------------------------------
+
+CHOICE_FOLDS = 5
+BOOTSTRAP_RESAMPLES = 1000
+# The default rule is replaced only where the chosen one is better in at least this share
+# of paired bootstrap resamples of the validation rows (a one-sided 90 % test).
+SWITCH_CONFIDENCE = 0.9
+
+
+def _spec_of(rule: DecisionRule[Any]) -> Spec:
+    return {"name": rule.name, "params": rule.params_dict()}
+
+
+def _out_of_fold(
+    choose: Callable[[Scores, np.ndarray], Spec],
+    scores: Scores,
+    truth: np.ndarray,
+    taxonomy: Taxonomy,
+    seed: int,
+) -> np.ndarray:
+    """Decisions on each fold of the rows by a rule chosen or fitted on the others."""
+    pred = np.zeros(truth.shape, dtype=bool)
+    ids = _row_folds(len(truth), CHOICE_FOLDS, seed)
+    for fold in range(CHOICE_FOLDS):
+        held, kept = np.flatnonzero(ids == fold), np.flatnonzero(ids != fold)
+        rule = choose(scores.subset(kept), truth[kept])
+        pred[held] = _decide(rule, scores.subset(held), taxonomy)
+    return pred
+
+
+def paired_bootstrap(
+    truth: np.ndarray, a: np.ndarray, b: np.ndarray, objective: str, seed: int = 0
+) -> tuple[float, float]:
+    """How much better decisions ``a`` are than ``b`` on ``objective`` (the difference on
+    all rows), and the share of paired bootstrap resamples of the rows where ``a`` wins
+    (ties count half)."""
+    sign = -1.0 if objective in LOWER_IS_BETTER else 1.0
+    gain = sign * (quick_figures(truth, a)[objective] - quick_figures(truth, b)[objective])
+    rng = np.random.default_rng(seed)
+    wins = 0.0
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        rows = rng.integers(0, len(truth), len(truth))
+        delta = sign * (
+            quick_figures(truth[rows], a[rows])[objective]
+            - quick_figures(truth[rows], b[rows])[objective]
+        )
+        wins += 1.0 if delta > 0 else 0.5 if delta == 0 else 0.0
+    return gain, wins / BOOTSTRAP_RESAMPLES
+
+
+def describe_choice(choice: dict[str, Any]) -> str:
+    """How training chose its rule, in one line (train, evaluate, the report)."""
+    kept = "kept the default rule" if choice["chosen"] == "default" else "replaced the default"
+    return (
+        f"chosen at training for {choice['objective']} among "
+        f"{choice.get('candidates', 1)} candidates: {kept}; {choice['reason']}"
+    )
+
+
+def rule_choices(taxonomy: Taxonomy, objective: str) -> int:
+    """How many candidate rules training would choose among."""
+    return len(candidates(search_for(taxonomy, objective)))
+
+
+def choose_rule(
+    scores: Scores,
+    truth: np.ndarray,
+    taxonomy: Taxonomy,
+    objective: str,
+    default: DecisionRule[Any],
+    *,
+    seed: int = 0,
+) -> tuple[DecisionRule[Any], dict[str, Any]]:
+    """The decision rule training keeps, and why: every installed rule's candidates are
+    ranked as `tagger optimize` ranks them, and the best replaces ``default`` only where
+    that whole choice, made out of fold, beats ``default`` out of fold in at least 90 % of
+    paired bootstrap resamples of the validation rows. On a few dozen rows the noise is
+    large and ``default`` stays; the returned rule is fitted on every row if fittable."""
+    check_objective(objective)
+    truth = np.asarray(truth) > 0.5
+    search = search_for(taxonomy, objective)
+    info: dict[str, Any] = {"objective": objective, "validation_rows": len(truth)}
+
+    def fit_default(s: Scores, t: np.ndarray) -> Spec:
+        rule = make_rule(default.name, default.params_dict())
+        if rule.fittable:
+            rule.fit(s, t, taxonomy)
+        return _spec_of(rule)
+
+    def kept(reason: str) -> tuple[DecisionRule[Any], dict[str, Any]]:
+        spec = fit_default(scores, truth)
+        rule = make_rule(spec["name"], spec["params"])
+        if rule.fittable:  # keeps its fit report
+            rule.fit(scores, truth, taxonomy)
+        return rule, {**info, "chosen": "default", "rule": rule.describe(), "reason": reason}
+
+    options = candidates(search)
+    info["candidates"] = len(options)
+    if len(options) < 2:
+        return kept(f"{taxonomy.mode} taxonomy: one candidate rule")
+    if len(truth) < 2 * CHOICE_FOLDS * 2:
+        return kept(f"{len(truth)} validation rows are too few to choose a rule")
+
+    def choose(s: Scores, t: np.ndarray) -> Spec:
+        outcome = optimize(s, t, search, folds=CHOICE_FOLDS, seed=seed)
+        return _winner_spec(outcome)
+
+    outcome = optimize(scores, truth, search, folds=CHOICE_FOLDS, seed=seed)
+    winner = outcome.winner
+    chosen_pred = _out_of_fold(choose, scores, truth, taxonomy, seed + 1)
+    default_pred = _out_of_fold(fit_default, scores, truth, taxonomy, seed + 1)
+    gain, share = paired_bootstrap(truth, chosen_pred, default_pred, objective, seed)
+    info.update(
+        {
+            "best_candidate": winner.candidate.description,
+            "best_score": round(winner.score(objective), 6),
+            "gain": round(gain, 6),  # the choice against the default, both out of fold
+            "better_in": round(share, 4),
+        }
+    )
+    if share < SWITCH_CONFIDENCE or gain <= 0:
+        return kept(
+            f"the best candidate ({winner.candidate.description}) differs from it by "
+            f"{gain:+.4f} {objective} out of fold and is better in {share:.0%} of "
+            f"resamples (needs {SWITCH_CONFIDENCE:.0%})"
+        )
+    spec = _winner_spec(outcome)
+    rule = make_rule(spec["name"], spec["params"])
+    if winner.candidate.fitted:
+        rule.fit(scores, truth, taxonomy)  # again, to keep why each label got its threshold
+    reason = (
+        f"{winner.candidate.description} beats it by {gain:+.4f} {objective} out of fold, "
+        f"better in {share:.0%} of resamples"
+    )
+    return rule, {**info, "chosen": "best candidate", "rule": rule.describe(), "reason": reason}
+
+
+def _winner_spec(outcome: Outcome) -> Spec:
+    """The best candidate as a manifest spec (a fitted one: fitted on every row given)."""
+    assert outcome.winner.rule is not None
+    return outcome.winner.rule

@@ -15,7 +15,10 @@ from tagger_core.errors import PluginError, TaggerError
 from tagger_core.files import exclusive
 from tagger_core.registry import default_encoder_name, encoders
 from tagger_core.schemas import DataFile, Record, Taxonomy
-from tagger_core.tagger import MANIFEST, NormalizerSpec, Tagger, check_tagger_target
+from tagger_core.tagger import MANIFEST, NormalizerSpec, RuleChooser, Tagger, check_tagger_target
+from tagger_core.workflows.optimize import check_objective, choose_rule, rule_choices
+
+DEFAULT_OBJECTIVE = "micro_f1"
 
 log = logging.getLogger("tagger")
 
@@ -64,10 +67,12 @@ def train_and_save(
     train_files: Sequence[DataFile] = (),
     valid_files: Sequence[DataFile] = (),
     on_start: Callable[[], None] | None = None,
+    objective: str | None = None,
 ) -> bool:
     """Train, then save from the primary process only (every process of a distributed run
     trains); True where this process saved. The target is checked and locked first (a
-    second writer is refused before any work), then ``on_start`` runs, then training."""
+    second writer is refused before any work), then ``on_start`` runs, then training.
+    With ``objective``, training chooses the decision rule for it (:func:`rule_chooser`)."""
     check_tagger_target(output, force)
     primary = tagger.encoder.is_primary()
     with exclusive(output) if primary else nullcontext():
@@ -77,7 +82,14 @@ def train_and_save(
                 on_start()
         if not valid and primary:
             log.warning("no --valid file: the tagger is saved without validation metrics")
-        tagger.train(train, valid, seed=seed, train_files=train_files, valid_files=valid_files)
+        tagger.train(
+            train,
+            valid,
+            seed=seed,
+            train_files=train_files,
+            valid_files=valid_files,
+            choose_rule=rule_chooser(objective, seed),
+        )
         if not primary:
             return False
         tagger.save(output, force=force)
@@ -130,11 +142,28 @@ def quiet_training() -> Iterator[_Counter]:
         log.removeFilter(counter)
 
 
-def valid_ratio_for(tagger: Tagger, valid_ratio: float | None) -> float:
+def rule_chooser(objective: str | None, seed: int = 0) -> RuleChooser | None:
+    """What chooses the rule at training for ``objective`` (None: the rule is kept and
+    fitted): :func:`tagger_core.workflows.optimize.choose_rule`."""
+    if objective is None:
+        return None
+    check_objective(objective)
+
+    def choose(scores: Any, truth: Any, taxonomy: Taxonomy, rule: Any) -> Any:
+        return choose_rule(scores, truth, taxonomy, objective, rule, seed=seed)
+
+    return choose
+
+
+def valid_ratio_for(
+    tagger: Tagger, valid_ratio: float | None, objective: str | None = None
+) -> float:
     """The validation share of each training set: as asked, or by default 0.2 when the
-    decision rule is fitted on validation scores (as in `tagger train --valid`), else 0."""
+    decision rule is fitted or chosen on validation scores (as in `tagger train --valid`),
+    else 0."""
     if valid_ratio is None:
-        return DEFAULT_VALID_RATIO if tagger.rule.fittable else 0.0
+        chosen = objective is not None and rule_choices(tagger.taxonomy, objective) > 1
+        return DEFAULT_VALID_RATIO if tagger.rule.fittable or chosen else 0.0
     if not 0.0 <= valid_ratio < 1.0:
         raise TaggerError(f"--valid-ratio must be in [0, 1), got {valid_ratio}")
     return valid_ratio
@@ -147,14 +176,15 @@ def train_held_out(
     *,
     valid_ratio: float | None,
     seed: int,
+    objective: str | None = None,
 ) -> tuple[Tagger, int, int]:
     """A new tagger trained on ``records`` less a validation part (see
     :func:`valid_ratio_for`); returns it with the train and validation row counts."""
     tagger = make_tagger()
     train: list[Record] = list(records)
     valid: list[Record] = []
-    ratio = valid_ratio_for(tagger, valid_ratio)
+    ratio = valid_ratio_for(tagger, valid_ratio, objective)
     if ratio > 0:
         train, valid = hold_out(train, ratio, taxonomy, seed)
-    tagger.train(train, valid or None, seed=seed)
+    tagger.train(train, valid or None, seed=seed, choose_rule=rule_chooser(objective, seed))
     return tagger, len(train), len(valid)
