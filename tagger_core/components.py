@@ -247,6 +247,11 @@ class Encoder(Component[P]):
         process trains, only the primary one prints, saves and reports."""
         return True
 
+    def members(self) -> dict[str, Encoder[Any]]:
+        """The trained encoders whose scores this one combines, by name (an ensemble's),
+        so that training and `tagger evaluate` can measure each alone; none by default."""
+        return {}
+
 
 @dataclass(frozen=True)
 class RuleSearch:

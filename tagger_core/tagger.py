@@ -55,6 +55,9 @@ class TrainingInfo(BaseModel):
     # How training chose the decision rule (objective, candidates, gain over the default
     # and its bootstrap support); None where the rule was given or not chosen.
     rule_choice: dict[str, Any] | None = None
+    # Encoders that combine members (an ensemble): each member's own rule, fitted like the
+    # tagger's on the member's validation scores, and its validation figures.
+    members: dict[str, dict[str, Any]] | None = None
 
 
 class Manifest(BaseModel):
@@ -240,9 +243,51 @@ class Tagger:
             elif self.rule.fittable:  # e.g. per-label thresholds, fitted on validation scores
                 self.rule.fit(scores, valid_pair[1], self.taxonomy)
             self.record_validation(scores, valid_pair[1])
+            if self.encoder.members():
+                self.training.members = self._fit_member_rules(*valid_pair)
         elif self.rule.fittable:
             log.info("no validation data: rule '%s' is not fitted", self.rule.name)
         return self
+
+    def _fit_member_rules(self, texts: list[str], truth: np.ndarray) -> dict[str, dict[str, Any]]:
+        """Each member's copy of the tagger's rule, fitted on that member's validation
+        scores (so that each member is measured as the tagger it would be alone)."""
+        out = {}
+        for name, member in self.encoder.members().items():
+            scores = Scores(np.asarray(member.logits(texts)), self.taxonomy.mode)
+            rule = make_rule(self.rule.name, self.rule.params_dict())
+            if rule.fittable:
+                rule.fit(scores, truth, self.taxonomy)
+            figures = self.evaluate_scores(scores, truth, rule)
+            out[name] = {
+                "rule": {"name": rule.name, "params": rule.params_dict()},
+                "validation_metrics": {
+                    k: getattr(figures, k) for k in ("exact_match", "micro_f1", "macro_f1")
+                },
+            }
+        return out
+
+    def member_rule(self, name: str) -> DecisionRule[Any]:
+        """The rule a member was measured with at training (the default rule where the
+        tagger was trained without validation rows)."""
+        spec = (self.training.members or {}).get(name)
+        if spec is None:
+            return make_rule(default_rule_name(self.taxonomy.mode))
+        return make_rule(spec["rule"]["name"], spec["rule"]["params"])
+
+    def evaluate_members(self, records: Sequence[Record]) -> dict[str, Evaluation]:
+        """Each member of a combining encoder measured alone on labelled ``records``, with
+        its own rule; empty for an encoder without members."""
+        members = self.encoder.members()
+        if not members:
+            return {}
+        truth = label_matrix(records, self.taxonomy)
+        texts = self.normalize([r.text for r in records])
+        out = {}
+        for name, member in members.items():
+            scores = Scores(np.asarray(member.logits(texts)), self.taxonomy.mode)
+            out[name] = self.evaluate_scores(scores, truth, self.member_rule(name))
+        return out
 
     def record_validation(self, scores: Scores, truth: np.ndarray) -> None:
         """Measure the current rule on validation scores, for the manifest."""

@@ -21,6 +21,20 @@ def _opt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _print_members(evaluation: Any, members: dict[str, Any], tagger: Any) -> None:
+    """The ensemble against each of its members alone, on the same rows."""
+    click.echo()
+    click.echo("members, each alone with its own rule fitted on the same validation rows:")
+    header = ["ENCODER", "EXACT", "MICRO F1", "MACRO F1", "EMPTY"]
+    rows = [
+        [f"{tagger.encoder.name} (combined)", evaluation.exact_match, evaluation.micro_f1,
+         evaluation.macro_f1, evaluation.empty_predictions],
+    ]  # fmt: skip
+    for name, e in members.items():
+        rows.append([name, e.exact_match, e.micro_f1, e.macro_f1, e.empty_predictions])
+    click.echo(format_table(header, rows))
+
+
 def print_evaluation(evaluation: Any, rule: str | None = None, choice: str = "") -> None:
     e = evaluation
     click.echo(
@@ -197,6 +211,8 @@ def evaluate_command(
         click.echo(run.evaluation.model_dump_json(indent=2))
         return
     print_evaluation(run.evaluation, run.rule.describe(), run.rule_choice)
+    if run.members:
+        _print_members(run.evaluation, run.members, tagger)
     if tagger.taxonomy.mode == "single-label":
         _print_single_label(run.truth, run.pred, run.evaluation, tagger.taxonomy)
 

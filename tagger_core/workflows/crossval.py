@@ -145,6 +145,15 @@ def cross_validate(
             evaluation = tagger.evaluate(test)
             metrics = evaluation.model_dump(mode="json", exclude={"confusion"})
             metrics["empty_rate"] = evaluation.empty_predictions / max(evaluation.rows, 1)
+            members = tagger.evaluate_members(test)
+            if members:  # an ensemble's members, each alone: the same folds, one training
+                metrics["members"] = {
+                    name: {
+                        **{m: getattr(e, m) for m in SUMMARY_METRICS if m != "empty_rate"},
+                        "empty_rate": e.empty_predictions / max(e.rows, 1),
+                    }
+                    for name, e in members.items()
+                }
             results.append(
                 Fold(
                     fold=fold + 1,

@@ -54,6 +54,8 @@ class EvaluationRun:
     pred: np.ndarray
     written: list[tuple[str, Path]] = field(default_factory=list)  # (what, where)
     rule_choice: str = ""  # how training chose the rule (unless overridden here)
+    # Each member of a combining encoder (an ensemble) alone, with its own rule.
+    members: dict[str, Evaluation] = field(default_factory=dict)
 
 
 def evaluate_to_files(
@@ -75,6 +77,7 @@ def evaluate_to_files(
     choice = tagger.training.rule_choice
     if rule is None and choice:
         run.rule_choice = describe_choice(choice)
+    run.members = tagger.evaluate_members(records)
     taxonomy = tagger.taxonomy
     if files.metrics is not None:
         figures = evaluation.model_dump(mode="json")
@@ -86,6 +89,11 @@ def evaluate_to_files(
             "rule": {"name": active.name, "params": active.params_dict()},
             "rule_choice": None if rule is not None else tagger.training.rule_choice,
         }
+        if run.members:
+            figures["members"] = {
+                name: member.model_dump(mode="json", exclude={"confusion"})
+                for name, member in run.members.items()
+            }
         text = json.dumps(figures, indent=2, ensure_ascii=False)
         write_text(files.metrics, text)
         run.written.append(("all figures", files.metrics))

@@ -1,0 +1,291 @@
+"""The ``ensemble`` encoder: one tagger whose scores average those of member encoders.
+
+Any registered encoder can be a member, an external plugin's included. Each member trains
+on the same rows (and sees the same validation rows, for early stopping); their
+probabilities are averaged with weights fitted on the validation rows. A small validation
+set makes fitted weights noisy, so they are kept only where choosing them beats equal
+weights out of fold: weights chosen on four fifths of the validation rows are scored on
+the fifth left out, in turn, against equal weights on the same rows. Otherwise the
+members count equally. The criterion is log loss (a proper score: it rewards
+probabilities that are right and sure, whatever the decision rule does with them later).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tagger_core import Encoder, ModelError, PluginError, Taxonomy, hookimpl, make_encoder
+
+log = logging.getLogger("tagger")
+
+STATE_FILE = "ensemble.json"
+MEMBERS_DIR = "members"
+GUARD_FOLDS = 5
+_EPS = 1e-6
+
+
+class MemberSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+def _members_from(value: Any) -> Any:
+    """``"tfidf,bert"``, a YAML/JSON file holding a list of members, or the list itself."""
+    if not isinstance(value, str):
+        return value
+    if value.endswith((".yaml", ".yml", ".json")):
+        import yaml
+
+        path = Path(value).expanduser()
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot read the member list {path}: {exc}") from None
+        return loaded.get("members") if isinstance(loaded, dict) else loaded
+    return [{"name": part.strip()} for part in value.split(",") if part.strip()]
+
+
+class EnsembleParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    members: list[MemberSpec] = Field(
+        default_factory=lambda: [MemberSpec(name="tfidf"), MemberSpec(name="bert")],
+        description="member encoders: 'tfidf,bert', or a YAML file listing {name, params}",
+    )
+    weights: Literal["fit", "equal"] | list[float] = Field(
+        default="fit",
+        description="fit: on the validation rows, kept only where better than equal out of "
+        "fold; equal; or one weight per member",
+    )
+    step: float = Field(default=0.1, gt=0, le=0.5, description="grid step of the fitted weights")
+    model: str | None = Field(
+        default=None, description="pretrained model for the members that take one (--model)"
+    )
+    threads: int | None = Field(
+        default=None, ge=1, le=1024, description="CPU threads for the members that take them"
+    )
+
+    @field_validator("members", mode="before")
+    @classmethod
+    def _parse_members(cls, value: Any) -> Any:
+        members = _members_from(value)
+        if isinstance(members, list) and len(members) < 2:
+            raise ValueError("an ensemble needs at least two members")
+        return members
+
+
+def member_names(specs: list[MemberSpec]) -> list[str]:
+    """Display names: the encoder's name, numbered where it repeats (bert, bert-2)."""
+    seen: dict[str, int] = {}
+    names = []
+    for spec in specs:
+        seen[spec.name] = seen.get(spec.name, 0) + 1
+        names.append(spec.name if seen[spec.name] == 1 else f"{spec.name}-{seen[spec.name]}")
+    return names
+
+
+def probabilities(logits: np.ndarray, mode: str) -> np.ndarray:
+    logits = np.asarray(logits, dtype=np.float64)
+    if mode == "multi-label":
+        return 1.0 / (1.0 + np.exp(-logits))
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _mix(probs: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    return np.asarray(sum(w * p for w, p in zip(weights, probs, strict=True)))
+
+
+def combined_logits(probs: list[np.ndarray], weights: np.ndarray, mode: str) -> np.ndarray:
+    """The weighted mean of the members' probabilities, back in logit space."""
+    mean = np.clip(_mix(probs, weights), _EPS, 1 - _EPS)
+    if mode == "multi-label":
+        return np.log(mean / (1 - mean)).astype(np.float32)
+    return np.log(mean).astype(np.float32)
+
+
+def row_log_loss(prob: np.ndarray, truth: np.ndarray, mode: str) -> np.ndarray:
+    """Per row: mean binary cross-entropy over labels, or −log p of the true class."""
+    p = np.clip(prob, _EPS, 1 - _EPS)
+    if mode == "multi-label":
+        return -(truth * np.log(p) + (1 - truth) * np.log(1 - p)).mean(axis=1)
+    return -np.log((p * truth).sum(axis=1))
+
+
+def weight_grid(members: int, step: float) -> np.ndarray:
+    """Every weight vector on the simplex with the given step."""
+    units = round(1 / step)
+    points = [
+        combo
+        for combo in itertools.product(range(units + 1), repeat=members - 1)
+        if sum(combo) <= units
+    ]
+    return np.array([[*c, units - sum(c)] for c in points], dtype=np.float64) / units
+
+
+def fit_weights(
+    probs: list[np.ndarray], truth: np.ndarray, mode: str, step: float, seed: int = 0
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Weights for ``probs`` (each member's validation probabilities), and a report: the
+    grid's best on every row where choosing it beats equal weights out of fold, else
+    equal weights."""
+    m, n = len(probs), len(truth)
+    equal = np.full(m, 1.0 / m)
+    grid = weight_grid(m, step)
+    # losses[g, i]: row i's loss under grid point g
+    losses = np.stack([row_log_loss(_mix(probs, g), truth, mode) for g in grid])
+    equal_rows = row_log_loss(_mix(probs, equal), truth, mode)
+    best_all = grid[int(np.argmin(losses.mean(axis=1)))]
+    report: dict[str, Any] = {
+        "criterion": "log loss",
+        "grid_points": len(grid),
+        "member_log_loss": [round(float(row_log_loss(p, truth, mode).mean()), 6) for p in probs],
+        "best_weights": [round(float(w), 4) for w in best_all],
+    }
+    if n < 2 * GUARD_FOLDS:
+        return equal, {**report, "chosen": "equal", "reason": f"{n} validation rows: too few"}
+    folds = np.arange(n) % GUARD_FOLDS
+    np.random.default_rng(seed).shuffle(folds)
+    out_of_fold = np.empty(n)
+    for fold in range(GUARD_FOLDS):
+        held = folds == fold
+        chosen = int(np.argmin(losses[:, ~held].mean(axis=1)))
+        out_of_fold[held] = losses[chosen, held]
+    fitted_loss, equal_loss = float(out_of_fold.mean()), float(equal_rows.mean())
+    report.update(
+        {"out_of_fold_log_loss": round(fitted_loss, 6), "equal_log_loss": round(equal_loss, 6)}
+    )
+    if fitted_loss < equal_loss:
+        return best_all, {**report, "chosen": "fitted"}
+    return equal, {**report, "chosen": "equal", "reason": "fitted weights no better out of fold"}
+
+
+class EnsembleEncoder(Encoder[EnsembleParams]):
+    """Averages the probabilities of member encoders with held-out weights."""
+
+    name = "ensemble"
+    description = "Weighted mean of member encoders' probabilities (default tfidf + bert)."
+    model_param = "model"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if self.params.members and any(s.name == self.name for s in self.params.members):
+            raise PluginError("encoder 'ensemble': an ensemble cannot be its own member")
+        self.specs = [self._resolved(spec) for spec in self.params.members]
+        self.names = member_names(self.specs)
+        weights = self.params.weights
+        if isinstance(weights, list) and (
+            len(weights) != len(self.specs) or min(weights) < 0 or sum(weights) <= 0
+        ):
+            raise PluginError(
+                f"encoder 'ensemble': parameter 'weights': {len(self.specs)} non-negative "
+                "weights, not all 0, one per member"
+            )
+        self.encoders: list[Encoder[Any]] = [make_encoder(s.name, s.params) for s in self.specs]
+        self.uses_all_cpus = any(e.uses_all_cpus for e in self.encoders)  # type: ignore[misc]
+        self.weights = np.full(len(self.specs), 1.0 / len(self.specs))
+        self.fit_report: dict[str, Any] = {}
+        self.mode = "multi-label"
+
+    def _resolved(self, spec: MemberSpec) -> MemberSpec:
+        """The member's params with the ensemble's model and threads where it takes them."""
+        encoder = make_encoder(spec.name, spec.params)  # unknown name/param: fails here
+        params = dict(spec.params)
+        key = type(encoder).model_param
+        if self.params.model is not None and key is not None:
+            params.setdefault(key, self.params.model)
+        if self.params.threads is not None and "threads" in type(encoder).Params.model_fields:
+            params.setdefault("threads", self.params.threads)
+        return MemberSpec(name=spec.name, params=params)
+
+    def is_primary(self) -> bool:
+        return all(e.is_primary() for e in self.encoders)
+
+    def members(self) -> dict[str, Encoder[Any]]:
+        return dict(zip(self.names, self.encoders, strict=True))
+
+    def fit(
+        self,
+        texts: list[str],
+        targets: np.ndarray,
+        taxonomy: Taxonomy,
+        *,
+        valid: tuple[list[str], np.ndarray] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.mode = taxonomy.mode
+        for i, (name, encoder) in enumerate(self.members().items(), start=1):
+            log.info("ensemble: training member %d/%d (%s)", i, len(self.encoders), name)
+            encoder.fit(texts, targets, taxonomy, valid=valid, seed=seed)
+        weights = self.params.weights
+        if isinstance(weights, list):
+            self.weights = np.asarray(weights, dtype=np.float64) / sum(weights)
+            self.fit_report = {"chosen": "given"}
+        elif weights == "equal" or valid is None or not len(valid[0]):
+            self.weights = np.full(len(self.encoders), 1.0 / len(self.encoders))
+            reason = "asked" if weights == "equal" else "no validation rows"
+            self.fit_report = {"chosen": "equal", "reason": reason}
+        else:
+            probs = [probabilities(e.logits(valid[0]), self.mode) for e in self.encoders]
+            truth = np.asarray(valid[1], dtype=np.float64)
+            self.weights, self.fit_report = fit_weights(
+                probs, truth, self.mode, self.params.step, seed
+            )
+        log.info(
+            "ensemble weights: %s (%s)",
+            ", ".join(f"{n} {w:.2f}" for n, w in zip(self.names, self.weights, strict=True)),
+            self.fit_report.get("chosen"),
+        )
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        probs = [probabilities(e.logits(texts), self.mode) for e in self.encoders]
+        return combined_logits(probs, self.weights, self.mode)
+
+    def save(self, directory: Path) -> None:
+        folders = []
+        for i, (name, encoder) in enumerate(self.members().items()):
+            folder = directory / MEMBERS_DIR / f"{i}-{name}"
+            folder.mkdir(parents=True)
+            encoder.save(folder)
+            folders.append(folder.relative_to(directory).as_posix())
+        state = {
+            "mode": self.mode,
+            "members": [
+                {"name": s.name, "params": s.params, "folder": f}
+                for s, f in zip(self.specs, folders, strict=True)
+            ],
+            "weights": [float(w) for w in self.weights],
+            "fit": self.fit_report,
+        }
+        (directory / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+
+    def load(self, directory: Path, taxonomy: Taxonomy) -> None:
+        file = directory / STATE_FILE
+        try:
+            state = json.loads(file.read_text(encoding="utf-8"))
+            members = [(m["name"], m["params"], m["folder"]) for m in state["members"]]
+            weights = np.asarray(state["weights"], dtype=np.float64)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"ensemble state is missing or corrupt: {exc}", file=file) from None
+        if len(members) != len(self.encoders) or weights.shape != (len(members),):
+            raise ModelError("lists other members than the manifest", file=file)
+        for i, (name, params, folder) in enumerate(members):
+            encoder = make_encoder(name, params)
+            encoder.load(directory / folder, taxonomy)
+            self.encoders[i] = encoder
+        self.weights, self.mode = weights, taxonomy.mode
+        self.fit_report = dict(state.get("fit", {}))
+
+
+@hookimpl
+def register_encoders(register):  # type: ignore[no-untyped-def]
+    register(EnsembleEncoder)

@@ -1,0 +1,168 @@
+"""The `ensemble` encoder: members trained together, weights fitted on held-out scores with
+a guard against small validation sets, one tagger folder, each member measured alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import EXAMPLES, one_line_error
+from tagger_plugins.ensemble import fit_weights, probabilities, weight_grid
+
+from tagger_core import Encoder, Record, Tagger, Taxonomy, hookimpl
+from tagger_core.cli import cli
+from tagger_core.errors import PluginError
+from tagger_core.tagger import MANIFEST
+
+TRAIN, VALID = EXAMPLES / "train.json", EXAMPLES / "validation.json"
+
+
+def test_the_weight_grid_covers_the_simplex() -> None:
+    two = weight_grid(2, 0.1)
+    assert len(two) == 11 and np.allclose(two.sum(axis=1), 1)
+    assert [0.0, 1.0] in two.tolist() and [1.0, 0.0] in two.tolist()
+    three = weight_grid(3, 0.25)
+    assert len(three) == 15 and (three >= 0).all() and np.allclose(three.sum(axis=1), 1)
+
+
+def _member_probs(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+    """Member 0 knows the labels, member 1 is noise."""
+    rng = np.random.default_rng(seed)
+    truth = (rng.random((n, 3)) < 0.3).astype(float)
+    good = probabilities(np.where(truth > 0, 2.0, -2.0) + rng.normal(0, 0.5, (n, 3)), "multi-label")
+    noise = probabilities(rng.normal(0, 2, (n, 3)), "multi-label")
+    return [good, noise], truth
+
+
+def test_weights_follow_the_better_member_when_the_rows_show_it() -> None:
+    probs, truth = _member_probs(400)
+    weights, report = fit_weights(probs, truth, "multi-label", 0.1)
+    assert report["chosen"] == "fitted" and weights[0] >= 0.8
+    assert report["out_of_fold_log_loss"] < report["equal_log_loss"]
+
+
+def test_equal_weights_stay_unless_fitting_wins_out_of_fold() -> None:
+    # Two members that are equally good, with independent errors: equal weights are best,
+    # and whatever the fit prefers on the rows is noise.
+    rng = np.random.default_rng(1)
+    truth = (rng.random((60, 3)) < 0.3).astype(float)
+    probs = [
+        probabilities(np.where(truth > 0, 1.0, -1.0) + rng.normal(0, 1.5, (60, 3)), "multi-label")
+        for _ in range(2)
+    ]
+    weights, report = fit_weights(probs, truth, "multi-label", 0.1)
+    if report["chosen"] == "fitted":  # kept only where it beat equal weights out of fold
+        assert report["out_of_fold_log_loss"] < report["equal_log_loss"]
+    else:
+        assert np.allclose(weights, 0.5)
+    few, report = fit_weights([p[:6] for p in probs], truth[:6], "multi-label", 0.1)
+    assert np.allclose(few, 0.5) and "too few" in report["reason"]
+
+
+def _train(tmp_path: Path, *params: str) -> tuple[Any, Path]:
+    out = tmp_path / "ens"
+    args = ["train", "--taxonomy", "attractions", "--train", str(TRAIN), "--valid", str(VALID)]
+    result = CliRunner().invoke(cli, [*args, "--encoder", "ensemble", *params, "-o", str(out)])
+    return result, out
+
+
+def test_one_command_trains_saves_and_loads_an_ensemble(tmp_path: Path) -> None:
+    result, out = _train(
+        tmp_path, "-p", "members=tfidf,tfidf", "-p", "weights=fit", "--rule", "per-label"
+    )
+    assert result.exit_code == 0, result.output
+    state = json.loads((out / "encoder" / "ensemble.json").read_text(encoding="utf-8"))
+    assert [m["folder"] for m in state["members"]] == ["members/0-tfidf", "members/1-tfidf-2"]
+    assert np.isclose(sum(state["weights"]), 1.0)
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    assert set(manifest["training"]["members"]) == {"tfidf", "tfidf-2"}
+    # Identical members: the ensemble scores as each of them does.
+    tagger = Tagger.load(out)
+    member = tagger.encoder.members()["tfidf"]
+    texts = ["海洋公园", "故宫博物院"]
+    np.testing.assert_allclose(
+        tagger.scores(texts).probabilities,
+        probabilities(member.logits(texts), "multi-label"),
+        atol=1e-5,
+    )
+    shown = CliRunner().invoke(cli, ["evaluate", str(out), str(VALID)])
+    assert "ensemble (combined)" in shown.output and "tfidf-2" in shown.output
+    metrics = tmp_path / "m.json"
+    CliRunner().invoke(cli, ["evaluate", str(out), str(VALID), "--metrics-file", str(metrics)])
+    figures = json.loads(metrics.read_text(encoding="utf-8"))
+    assert figures["members"]["tfidf"]["micro_f1"] == pytest.approx(figures["micro_f1"])
+    predicted = CliRunner().invoke(cli, ["predict", str(out), "海洋公园", "--json"])
+    assert predicted.exit_code == 0 and "predicted" in predicted.output
+
+
+def test_members_differ_and_the_ensemble_reports_each(tmp_path: Path) -> None:
+    members = tmp_path / "members.yaml"
+    members.write_text(
+        "members:\n  - name: tfidf\n  - name: tfidf\n    params: {analyzer: word, C: 0.1}\n",
+        encoding="utf-8",
+    )
+    result, out = _train(tmp_path, "-p", f"members={members}")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    alone = {
+        k: v["validation_metrics"]["micro_f1"] for k, v in manifest["training"]["members"].items()
+    }
+    assert alone["tfidf"] != alone["tfidf-2"]  # the word-level member is another model
+    records = [Record(text=t, labels=()) for t in ["海洋公园"]]
+    assert Tagger.load(out).evaluate_members(records).keys() == {"tfidf", "tfidf-2"}
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (["-p", "members=tfidf"], "at least two members"),
+        (["-p", "members=tfidf,nope"], "unknown encoder 'nope'"),
+        (["-p", "members=tfidf,ensemble"], "cannot be its own member"),
+        (["-p", "weights=[1]"], "one per member"),
+    ],
+)
+def test_bad_ensembles_fail_in_one_line(tmp_path: Path, params: list[str], message: str) -> None:
+    result, _ = _train(tmp_path, *params)
+    assert message in one_line_error(result)
+
+
+class KeywordEncoder(Encoder):  # type: ignore[type-arg]
+    """An external plugin's encoder: a label scores high where its first character occurs."""
+
+    name = "keyword"
+
+    def fit(self, texts, targets, taxonomy, *, valid=None, seed=0):  # type: ignore[no-untyped-def]
+        self.ids = taxonomy.label_ids
+
+    def logits(self, texts):  # type: ignore[no-untyped-def]
+        return np.array([[2.0 if i[0] in t else -2.0 for i in self.ids] for t in texts])
+
+    def save(self, directory: Path) -> None:
+        (directory / "ids.json").write_text(json.dumps(self.ids), encoding="utf-8")
+
+    def load(self, directory: Path, taxonomy: Taxonomy) -> None:
+        self.ids = json.loads((directory / "ids.json").read_text(encoding="utf-8"))
+
+
+class KeywordPlugin:
+    @hookimpl
+    def register_encoders(self, register):  # type: ignore[no-untyped-def]
+        register(KeywordEncoder)
+
+
+def test_an_external_encoder_is_a_member(register_plugin: Any, tmp_path: Path) -> None:
+    register_plugin(KeywordPlugin(), "keyword-plugin")
+    records = [Record(text="海洋公园", labels=("Playgrounds",))] * 4
+    tagger = Tagger.create(
+        "attractions", encoder="ensemble", encoder_params={"members": "tfidf,keyword"}
+    )
+    tagger.train(records)
+    saved = Tagger.load(tagger.save(tmp_path / "t"))
+    assert list(saved.encoder.members()) == ["tfidf", "keyword"]
+    assert saved.scores(["海洋公园"]).probabilities.shape == (1, len(saved.taxonomy.labels))
+    with pytest.raises(PluginError, match="unknown encoder"):
+        Tagger.create("attractions", encoder="ensemble", encoder_params={"members": "tfidf,x"})
