@@ -21,7 +21,15 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tagger_core import Encoder, ModelError, PluginError, Taxonomy, hookimpl, make_encoder
+from tagger_core import (
+    Encoder,
+    ModelError,
+    ParamRange,
+    PluginError,
+    Taxonomy,
+    hookimpl,
+    make_encoder,
+)
 
 log = logging.getLogger("tagger")
 
@@ -195,6 +203,34 @@ class EnsembleEncoder(Encoder[EnsembleParams]):
         self.weights = np.full(len(self.specs), 1.0 / len(self.specs))
         self.fit_report: dict[str, Any] = {}
         self.mode = "multi-label"
+
+    @classmethod
+    def search_space(cls, params: dict[str, Any]) -> dict[str, ParamRange]:
+        """Every member's space, as ``MEMBER.PARAM`` (member names as :func:`member_names`
+        gives them), and the choice between fitted and equal weights."""
+        specs = EnsembleParams(**params).members
+        space: dict[str, ParamRange] = {"weights": ParamRange(choices=("fit", "equal"))}
+        for name, spec in zip(member_names(specs), specs, strict=True):
+            member = type(make_encoder(spec.name, spec.params))
+            for key, where in member.search_space(spec.params).items():
+                space[f"{name}.{key}"] = where
+        return space
+
+    @classmethod
+    def with_values(cls, params: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        specs = EnsembleParams(**params).members
+        names = member_names(specs)
+        members = [spec.model_dump() for spec in specs]
+        own = {}
+        for key, value in values.items():
+            name, dot, member_key = key.partition(".")
+            if not dot:
+                own[key] = value
+                continue
+            if name not in names:
+                raise PluginError(f"encoder 'ensemble': no member '{name}' (members: {names})")
+            members[names.index(name)]["params"][member_key] = value
+        return {**params, **own, "members": members}
 
     def _resolved(self, spec: MemberSpec) -> MemberSpec:
         """The member's params with the ensemble's model and threads where it takes them."""

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tagger_plugins.linear_heads import fit_logistic_heads
 
-from tagger_core import Encoder, ModelError, Taxonomy, check_weights, hookimpl
+from tagger_core import Encoder, ModelError, ParamRange, Taxonomy, check_weights, hookimpl
 
 log = logging.getLogger("tagger")
 
@@ -48,6 +48,16 @@ class TfidfEncoder(Encoder[TfidfParams]):
     name = "tfidf"
     description = "Character n-gram TF-IDF + one logistic regression per label (no download)."
     default = True  # embedded: needs no download, trains in seconds
+
+    @classmethod
+    def search_space(cls, params: dict[str, Any]) -> dict[str, ParamRange]:
+        return {
+            "C": ParamRange(0.3, 100.0, log=True),
+            "ngram_max": ParamRange(2, 5, integer=True),
+            "analyzer": ParamRange(choices=("char", "char_wb", "word")),
+            "sublinear_tf": ParamRange(choices=(True, False)),
+            "class_weight": ParamRange(choices=("balanced", None)),
+        }
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

@@ -38,6 +38,7 @@ _EXPORTS = {
     "Row": "tagger_core.components",
     "RuleChoice": "tagger_core.components",
     "RuleSearch": "tagger_core.components",
+    "ParamRange": "tagger_core.components",
     "check_weights": "tagger_core.components",
     # the registry
     "ENTRY_POINT_GROUP": "tagger_core.registry",
@@ -105,6 +106,7 @@ if TYPE_CHECKING:
         Encoder,
         FileOptions,
         Normalizer,
+        ParamRange,
         RecordWriter,
         Row,
         RuleChoice,

@@ -206,6 +206,23 @@ def check_weights(
     return array
 
 
+@dataclass(frozen=True)
+class ParamRange:
+    """Where `tagger tune` searches one encoder parameter: a float or int range (``log``:
+    sampled on a log scale) or a list of ``choices``."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        ranged = self.low is not None and self.high is not None
+        if ranged == bool(self.choices) or (ranged and self.low > self.high):  # type: ignore[operator]
+            raise PluginError("a parameter range is low ≤ high, or a list of choices")
+
+
 class Encoder(Component[P]):
     """A trainable map from texts to an n × L matrix of logits. Knows no thresholds."""
 
@@ -246,6 +263,17 @@ class Encoder(Component[P]):
         """False in the helper processes of a distributed run (e.g. torchrun): every
         process trains, only the primary one prints, saves and reports."""
         return True
+
+    @classmethod
+    def search_space(cls, params: dict[str, Any]) -> dict[str, ParamRange]:
+        """The parameters `tagger tune` searches by default, given the fixed ``params``
+        (an ensemble's depend on its members); none by default."""
+        return {}
+
+    @classmethod
+    def with_values(cls, params: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        """``params`` with a trial's ``values`` (keys as :meth:`search_space` names them)."""
+        return {**params, **values}
 
     def members(self) -> dict[str, Encoder[Any]]:
         """The trained encoders whose scores this one combines, by name (an ensemble's),

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tagger_core import Encoder, ModelError, Taxonomy, check_weights, hookimpl
+from tagger_core import Encoder, ModelError, ParamRange, Taxonomy, check_weights, hookimpl
 
 log = logging.getLogger("tagger")
 
@@ -161,6 +161,15 @@ class BertEncoder(Encoder[BertParams]):
     model_param = "model"
     uses_all_cpus = True
 
+    @classmethod
+    def search_space(cls, params: dict[str, Any]) -> dict[str, ParamRange]:
+        return {
+            "lr": ParamRange(3e-5, 5e-4, log=True),
+            "min_steps": ParamRange(choices=(300, 600, 1200)),
+            "batch_size": ParamRange(choices=(16, 32)),
+            "label_weights": ParamRange(choices=("none", "sqrt")),
+        }
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.model: Any = None
@@ -270,6 +279,14 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
     description = "Frozen BERT sentence vectors (cached on disk) + a logistic-regression head."
     model_param = "model"
     uses_all_cpus = True
+
+    @classmethod
+    def search_space(cls, params: dict[str, Any]) -> dict[str, ParamRange]:
+        return {
+            "C": ParamRange(0.01, 10.0, log=True),
+            "pooling": ParamRange(choices=("mean", "cls")),
+            "class_weight": ParamRange(choices=("balanced", None)),
+        }
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)

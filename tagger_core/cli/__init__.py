@@ -14,10 +14,11 @@ from tagger_core.cli import (
     predict,
     taxonomies,
     train,
+    tune,
 )
 from tagger_core.cli.app import cli
 
-for family in (train, predict, evaluate, optimize, data, experiments, plugins, taxonomies):
+for family in (train, tune, predict, evaluate, optimize, data, experiments, plugins, taxonomies):
     for command in family.COMMANDS:
         cli.add_command(command)
 
