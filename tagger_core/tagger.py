@@ -236,6 +236,7 @@ class Tagger:
         )
         if valid_pair is not None:
             scores = self._scores(valid_pair[0])
+            initial = make_rule(self.rule.name, self.rule.params_dict())
             if choose_rule is not None:
                 self.rule, self.training.rule_choice = choose_rule(
                     scores, valid_pair[1], self.taxonomy, self.rule
@@ -244,19 +245,28 @@ class Tagger:
                 self.rule.fit(scores, valid_pair[1], self.taxonomy)
             self.record_validation(scores, valid_pair[1])
             if self.encoder.members():
-                self.training.members = self._fit_member_rules(*valid_pair)
+                self.training.members = self._fit_member_rules(*valid_pair, initial, choose_rule)
         elif self.rule.fittable:
             log.info("no validation data: rule '%s' is not fitted", self.rule.name)
         return self
 
-    def _fit_member_rules(self, texts: list[str], truth: np.ndarray) -> dict[str, dict[str, Any]]:
-        """Each member's copy of the tagger's rule, fitted on that member's validation
-        scores (so that each member is measured as the tagger it would be alone)."""
+    def _fit_member_rules(
+        self,
+        texts: list[str],
+        truth: np.ndarray,
+        initial: DecisionRule[Any],
+        choose_rule: RuleChooser | None,
+    ) -> dict[str, dict[str, Any]]:
+        """Each member's own rule, fitted or chosen on that member's validation scores as
+        the tagger's was on its own (``initial``: the tagger's rule before training), so
+        that each member is measured as the tagger it would be alone."""
         out = {}
         for name, member in self.encoder.members().items():
             scores = Scores(np.asarray(member.logits(texts)), self.taxonomy.mode)
-            rule = make_rule(self.rule.name, self.rule.params_dict())
-            if rule.fittable:
+            rule = make_rule(initial.name, initial.params_dict())
+            if choose_rule is not None:
+                rule, _ = choose_rule(scores, truth, self.taxonomy, rule)
+            elif rule.fittable:
                 rule.fit(scores, truth, self.taxonomy)
             figures = self.evaluate_scores(scores, truth, rule)
             out[name] = {

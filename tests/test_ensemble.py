@@ -166,3 +166,29 @@ def test_an_external_encoder_is_a_member(register_plugin: Any, tmp_path: Path) -
     assert saved.scores(["海洋公园"]).probabilities.shape == (1, len(saved.taxonomy.labels))
     with pytest.raises(PluginError, match="unknown encoder"):
         Tagger.create("attractions", encoder="ensemble", encoder_params={"members": "tfidf,x"})
+
+
+def test_cv_measures_each_member_as_the_tagger_it_would_be_alone() -> None:
+    from tagger_core import cross_validate, read_records, resolve_taxonomy
+    from tagger_core.workflows.train import build_tagger
+
+    taxonomy = resolve_taxonomy("attractions")
+    records = read_records(TRAIN) + read_records(VALID)
+    members = [{"name": "tfidf"}, {"name": "tfidf", "params": {"analyzer": "char_wb"}}]
+
+    def run(encoder: str, params: dict[str, Any]) -> Any:
+        return cross_validate(
+            records,
+            taxonomy,
+            lambda: build_tagger(taxonomy, encoder=encoder, encoder_params=params),
+            k=3,
+            objective="micro_f1",
+        )
+
+    ensemble = run("ensemble", {"members": members})
+    alone = run("tfidf", {})
+    for fold, single in zip(ensemble.folds, alone.folds, strict=True):
+        member = fold.metrics["members"]["tfidf"]
+        for figure in ("exact_match", "micro_f1", "macro_f1", "empty_rate"):
+            assert member[figure] == pytest.approx(single.metrics[figure]), figure
+        assert set(fold.metrics["members"]) == {"tfidf", "tfidf-2"}
