@@ -203,6 +203,11 @@ def table(args: argparse.Namespace) -> None:
     print("|---|---:|---|---|---|---|---:|---:|")
     for name in args.sets:
         for size in args.sizes:
+            data = args.work / f"{name}-{size}" / "subset.json"
+            data = data if data.exists() else args.work / f"{name}-pool.json"
+            if not data.exists():
+                continue
+            rows = len(json.loads(data.read_text(encoding="utf-8")))
             for config in args.configs:
                 out = args.work / f"{name}-{size}-{config}.json"
                 if not out.exists():
@@ -212,8 +217,18 @@ def table(args: argparse.Namespace) -> None:
                 cells = [cell([f[m] for f in folds]) for m in METRICS[:3]]
                 empty = 100 * statistics.mean(f["empty_rate"] for f in folds)
                 per_fold = result["seconds"] / len(folds)
-                print(f"| {name} | {size} | {config} | {' | '.join(cells)} | {empty:.1f} % "
+                print(f"| {name} | {rows} | {config} | {' | '.join(cells)} | {empty:.1f} % "
                       f"| {per_fold:.0f} |")  # fmt: skip
+                raw = out.with_suffix(".cv.json")
+                if not raw.exists():
+                    continue
+                raw_folds = json.loads(raw.read_text(encoding="utf-8"))["folds"]
+                for member in raw_folds[0]["metrics"].get("members", {}):
+                    figures = [f["metrics"]["members"][member] for f in raw_folds]
+                    cells = [cell([f[m] for f in figures]) for m in METRICS[:3]]
+                    empty = 100 * statistics.mean(f["empty_rate"] for f in figures)
+                    print(f"| {name} | {rows} | {config}: {member} alone | {' | '.join(cells)} "
+                          f"| {empty:.1f} % | |")  # fmt: skip
 
 
 def main() -> None:

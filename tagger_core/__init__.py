@@ -80,6 +80,8 @@ _EXPORTS = {
     # the tagger and the workflows above it
     "Tagger": "tagger_core.tagger",
     "build_tagger": "tagger_core.workflows.train",
+    "rule_chooser": "tagger_core.workflows.train",
+    "tune": "tagger_core.workflows.tune",
     "evaluate_to_files": "tagger_core.workflows.evaluate",
     "EvaluationFiles": "tagger_core.workflows.evaluate",
     "optimize_rule": "tagger_core.workflows.optimize",
@@ -147,4 +149,5 @@ if TYPE_CHECKING:
     from tagger_core.workflows.crossval import cross_validate
     from tagger_core.workflows.evaluate import EvaluationFiles, evaluate_to_files
     from tagger_core.workflows.optimize import optimize_rule
-    from tagger_core.workflows.train import build_tagger
+    from tagger_core.workflows.train import build_tagger, rule_chooser
+    from tagger_core.workflows.tune import tune
