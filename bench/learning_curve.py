@@ -197,16 +197,23 @@ def cell(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {std:.3f}"
 
 
+def _folds(path: Path) -> list[dict]:
+    return json.loads(path.read_text(encoding="utf-8"))["folds"] if path.exists() else []
+
+
 def table(args: argparse.Namespace) -> None:
+    versus = f" | Δ micro F1 vs {args.versus} (paired over folds)" if args.versus else ""
     print("| data | rows | configuration | exact match | micro F1 | macro F1 | empty "
-          "| seconds per fold |")  # fmt: skip
-    print("|---|---:|---|---|---|---|---:|---:|")
+          f"| seconds per fold{versus} |")  # fmt: skip
+    print("|---|---:|---|---|---|---|---:|---:|" + ("---|" if versus else ""))
     for name in args.sets:
+        shown: set[Path] = set()
         for size in args.sizes:
             data = args.work / f"{name}-{size}" / "subset.json"
             data = data if data.exists() else args.work / f"{name}-pool.json"
-            if not data.exists():
+            if not data.exists() or data in shown:  # a size above the pool: shown once
                 continue
+            shown.add(data)
             rows = len(json.loads(data.read_text(encoding="utf-8")))
             for config in args.configs:
                 out = args.work / f"{name}-{size}-{config}.json"
@@ -217,8 +224,16 @@ def table(args: argparse.Namespace) -> None:
                 cells = [cell([f[m] for f in folds]) for m in METRICS[:3]]
                 empty = 100 * statistics.mean(f["empty_rate"] for f in folds)
                 per_fold = result["seconds"] / len(folds)
+                delta = ""
+                base = _folds(args.work / f"{name}-{size}-{args.versus}.json")
+                if args.versus and base and config != args.versus:
+                    delta = " | " + cell(
+                        [f["micro_f1"] - b["micro_f1"] for f, b in zip(folds, base, strict=True)]
+                    )
+                elif args.versus:
+                    delta = " | "
                 print(f"| {name} | {rows} | {config} | {' | '.join(cells)} | {empty:.1f} % "
-                      f"| {per_fold:.0f} |")  # fmt: skip
+                      f"| {per_fold:.0f}{delta} |")  # fmt: skip
                 raw = out.with_suffix(".cv.json")
                 if not raw.exists():
                     continue
@@ -227,8 +242,16 @@ def table(args: argparse.Namespace) -> None:
                     figures = [f["metrics"]["members"][member] for f in raw_folds]
                     cells = [cell([f[m] for f in figures]) for m in METRICS[:3]]
                     empty = 100 * statistics.mean(f["empty_rate"] for f in figures)
+                    delta = ""
+                    if args.versus and base:
+                        delta = " | " + cell(
+                            [f["micro_f1"] - b["micro_f1"]
+                             for f, b in zip(figures, base, strict=True)]
+                        )  # fmt: skip
+                    elif args.versus:
+                        delta = " | "
                     print(f"| {name} | {rows} | {config}: {member} alone | {' | '.join(cells)} "
-                          f"| {empty:.1f} % | |")  # fmt: skip
+                          f"| {empty:.1f} % | {delta} |")  # fmt: skip
 
 
 def main() -> None:
@@ -244,6 +267,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--force", action="store_true")
+    parser.add_argument("--versus", help="table: add Δ micro F1 against this configuration")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     run(args) if args.mode == "run" else table(args)

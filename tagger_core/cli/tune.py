@@ -202,7 +202,10 @@ def tune_command(
     if trials_file is not None:
         write_trials_csv(trials_file, result)
     header = ["TRIAL", objective.upper(), "SECONDS", "PARAMETERS"]
-    ranked = sorted(result.trials, key=lambda t: (t.score is None, -(t.score or 0.0)))
+    from tagger_core.evaluation.metrics import LOWER_IS_BETTER
+
+    sign = 1.0 if objective in LOWER_IS_BETTER else -1.0
+    ranked = sorted(result.trials, key=lambda t: (t.score is None, sign * (t.score or 0.0)))
     rows = [
         [
             t.number,
