@@ -56,6 +56,7 @@ ENGLISH = {"semeval", "tripadvisor"}
 # config → tagger cv options (the model is added for those that take one)
 CONFIGS: dict[str, list[str]] = {
     "tfidf": ["--encoder", "tfidf"],
+    "tfidf-exact": ["--encoder", "tfidf", "--objective", "exact_match"],
     "bert": ["--encoder", "bert"],
     "bert-old": ["--encoder", "bert", "-p", "epochs=8", "-p", "patience=2"],
     "bert-frozen": ["--encoder", "bert-frozen"],

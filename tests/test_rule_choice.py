@@ -105,11 +105,15 @@ def test_train_records_the_choice_and_evaluate_shows_it(tmp_path: Path) -> None:
 
 def test_cv_chooses_each_folds_rule(tmp_path: Path) -> None:
     data = [str(EXAMPLES / "train.json"), str(EXAMPLES / "validation.json")]
+    metrics = tmp_path / "cv.json"
     result = CliRunner().invoke(
-        cli, ["cv", *data, "--taxonomy", "attractions", "-k", "3", "--json"]
+        cli,
+        ["cv", *data, "--taxonomy", "attractions", "-k", "3", "--metrics-file", str(metrics)],
     )
     assert result.exit_code == 0, result.output
-    folds = json.loads(result.stdout[result.stdout.index("{") :])["folds"]
+    folds = json.loads(metrics.read_text(encoding="utf-8"))["folds"]
+    kept = sum(f["rule_choice"]["chosen"] == "default" for f in folds)
+    assert f"Rule chosen at training for micro_f1: the default kept in {kept} of 3" in result.output
     assert all(f["rule_choice"]["objective"] == "micro_f1" for f in folds)
     assert all(f["rule"] == f["rule_choice"]["rule"] for f in folds)
     assert all(f["valid_rows"] > 0 for f in folds)

@@ -234,6 +234,18 @@ def print_cross_validation(result: Any) -> None:
         "VALID: held out of TRAIN to fit the decision rule; EMPTY: share of test names "
         "given no label; std: sample standard deviation."
     )
+    choices = [f.rule_choice for f in result.folds if f.rule_choice]
+    if choices:
+        kept = sum(1 for c in choices if c["chosen"] == "default")
+        replaced = [
+            f"fold {f.fold}: {f.rule}"
+            for f in result.folds
+            if f.rule_choice and f.rule_choice["chosen"] != "default"
+        ]
+        click.echo(
+            f"Rule chosen at training for {choices[0]['objective']}: the default kept in "
+            f"{kept} of {len(choices)} folds" + (f"; {'; '.join(replaced)}" if replaced else "")
+        )
     if result.untested_labels:
         click.echo(
             f"Not tested: {len(result.untested_labels)} label(s) with one name each, kept in "
