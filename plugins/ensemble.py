@@ -6,8 +6,11 @@ probabilities are averaged with weights fitted on the validation rows. A small v
 set makes fitted weights noisy, so they are kept only where choosing them beats equal
 weights out of fold: weights chosen on four fifths of the validation rows are scored on
 the fifth left out, in turn, against equal weights on the same rows. Otherwise the
-members count equally. The criterion is log loss (a proper score: it rewards
-probabilities that are right and sure, whatever the decision rule does with them later).
+members count equally. The criterion is micro-averaged average precision: it judges how
+well the mix ranks the true labels first, not its scale, since the decision rule fits its
+thresholds afterwards. (Log loss, the first criterion, preferred a badly ranking but
+well-calibrated BERT to TF-IDF, whose balanced class weights inflate its probabilities, on
+English names: docs/benchmarks.md.)
 """
 
 from __future__ import annotations
@@ -75,6 +78,9 @@ class EnsembleParams(BaseModel):
         "fold; equal; or one weight per member",
     )
     step: float = Field(default=0.1, gt=0, le=0.5, description="grid step of the fitted weights")
+    criterion: Literal["average_precision", "log_loss"] = Field(
+        default="average_precision", description="what the fitted weights maximise"
+    )
     model: str | None = Field(
         default=None, description="pretrained model for the members that take one (--model)"
     )
@@ -140,39 +146,71 @@ def weight_grid(members: int, step: float) -> np.ndarray:
     return np.array([[*c, units - sum(c)] for c in points], dtype=np.float64) / units
 
 
+def criterion_score(criterion: str, prob: np.ndarray, truth: np.ndarray, mode: str) -> float:
+    """Higher is better. ``average_precision``: micro-averaged over every (row, label)
+    pair, so it rewards ranking the true labels first, whatever the scale — the decision
+    rule fits its thresholds afterwards, and a member whose probabilities are badly
+    calibrated (TF-IDF with balanced class weights) is judged by its ranking. ``log_loss``
+    rewards calibration too."""
+    if criterion == "log_loss":
+        return -float(row_log_loss(prob, truth, mode).mean())
+    from sklearn.metrics import average_precision_score
+
+    if not truth.any():
+        return 0.0
+    return float(average_precision_score(truth, prob, average="micro"))
+
+
 def fit_weights(
-    probs: list[np.ndarray], truth: np.ndarray, mode: str, step: float, seed: int = 0
+    probs: list[np.ndarray],
+    truth: np.ndarray,
+    mode: str,
+    step: float,
+    seed: int = 0,
+    criterion: str = "average_precision",
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Weights for ``probs`` (each member's validation probabilities), and a report: the
-    grid's best on every row where choosing it beats equal weights out of fold, else
-    equal weights."""
+    grid's best on every row where choosing it beats equal weights out of fold (chosen on
+    four folds of the rows, scored on the fifth, in turn), else equal weights."""
     m, n = len(probs), len(truth)
     equal = np.full(m, 1.0 / m)
     grid = weight_grid(m, step)
-    # losses[g, i]: row i's loss under grid point g
-    losses = np.stack([row_log_loss(_mix(probs, g), truth, mode) for g in grid])
-    equal_rows = row_log_loss(_mix(probs, equal), truth, mode)
-    best_all = grid[int(np.argmin(losses.mean(axis=1)))]
+    mixes = [_mix(probs, g) for g in grid]
+
+    distance = np.abs(grid - equal).sum(axis=1)
+
+    def best(rows: np.ndarray) -> int:
+        """The best grid point; among ties, the nearest to equal weights."""
+        scores = np.array(
+            [criterion_score(criterion, mix[rows], truth[rows], mode) for mix in mixes]
+        )
+        tied = np.flatnonzero(scores >= scores.max() - 1e-12)
+        return int(tied[np.argmin(distance[tied])])
+
+    every = np.arange(n)
+    best_all = grid[best(every)]
     report: dict[str, Any] = {
-        "criterion": "log loss",
+        "criterion": criterion,
         "grid_points": len(grid),
-        "member_log_loss": [round(float(row_log_loss(p, truth, mode).mean()), 6) for p in probs],
+        "member_scores": [round(criterion_score(criterion, p, truth, mode), 6) for p in probs],
         "best_weights": [round(float(w), 4) for w in best_all],
     }
     if n < 2 * GUARD_FOLDS:
         return equal, {**report, "chosen": "equal", "reason": f"{n} validation rows: too few"}
     folds = np.arange(n) % GUARD_FOLDS
     np.random.default_rng(seed).shuffle(folds)
-    out_of_fold = np.empty(n)
+    fitted, equal_scores = [], []
+    equal_mix = _mix(probs, equal)
     for fold in range(GUARD_FOLDS):
-        held = folds == fold
-        chosen = int(np.argmin(losses[:, ~held].mean(axis=1)))
-        out_of_fold[held] = losses[chosen, held]
-    fitted_loss, equal_loss = float(out_of_fold.mean()), float(equal_rows.mean())
+        held = every[folds == fold]
+        chosen = best(every[folds != fold])
+        fitted.append(criterion_score(criterion, mixes[chosen][held], truth[held], mode))
+        equal_scores.append(criterion_score(criterion, equal_mix[held], truth[held], mode))
+    fitted_score, equal_score = float(np.mean(fitted)), float(np.mean(equal_scores))
     report.update(
-        {"out_of_fold_log_loss": round(fitted_loss, 6), "equal_log_loss": round(equal_loss, 6)}
+        {"out_of_fold_score": round(fitted_score, 6), "equal_score": round(equal_score, 6)}
     )
-    if fitted_loss < equal_loss:
+    if fitted_score > equal_score:
         return best_all, {**report, "chosen": "fitted"}
     return equal, {**report, "chosen": "equal", "reason": "fitted weights no better out of fold"}
 
@@ -274,7 +312,7 @@ class EnsembleEncoder(Encoder[EnsembleParams]):
             probs = [probabilities(e.logits(valid[0]), self.mode) for e in self.encoders]
             truth = np.asarray(valid[1], dtype=np.float64)
             self.weights, self.fit_report = fit_weights(
-                probs, truth, self.mode, self.params.step, seed
+                probs, truth, self.mode, self.params.step, seed, self.params.criterion
             )
         log.info(
             "ensemble weights: %s (%s)",

@@ -41,8 +41,21 @@ def _member_probs(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
 def test_weights_follow_the_better_member_when_the_rows_show_it() -> None:
     probs, truth = _member_probs(400)
     weights, report = fit_weights(probs, truth, "multi-label", 0.1)
-    assert report["chosen"] == "fitted" and weights[0] >= 0.8
-    assert report["out_of_fold_log_loss"] < report["equal_log_loss"]
+    assert report["chosen"] == "fitted" and weights[0] > weights[1]
+    assert report["out_of_fold_score"] > report["equal_score"]
+
+
+def test_a_well_ranking_but_miscalibrated_member_wins_by_average_precision() -> None:
+    # Member 0 ranks perfectly but says 0.9 to everything negative and 0.95 to positives;
+    # member 1 says about the label prior and knows nothing.
+    rng = np.random.default_rng(2)
+    truth = (rng.random((300, 3)) < 0.3).astype(float)
+    ranking = np.where(truth > 0, 0.95, 0.9) + rng.uniform(0, 0.01, truth.shape)
+    prior = 0.3 + rng.uniform(-0.1, 0.1, truth.shape)
+    weights, report = fit_weights([ranking, prior], truth, "multi-label", 0.1)
+    assert weights[0] >= 0.8 and report["chosen"] == "fitted"
+    by_loss, _ = fit_weights([ranking, prior], truth, "multi-label", 0.1, criterion="log_loss")
+    assert by_loss[0] < 0.5  # what log loss prefers: the calibrated know-nothing
 
 
 def test_equal_weights_stay_unless_fitting_wins_out_of_fold() -> None:
@@ -56,7 +69,7 @@ def test_equal_weights_stay_unless_fitting_wins_out_of_fold() -> None:
     ]
     weights, report = fit_weights(probs, truth, "multi-label", 0.1)
     if report["chosen"] == "fitted":  # kept only where it beat equal weights out of fold
-        assert report["out_of_fold_log_loss"] < report["equal_log_loss"]
+        assert report["out_of_fold_score"] > report["equal_score"]
     else:
         assert np.allclose(weights, 0.5)
     few, report = fit_weights([p[:6] for p in probs], truth[:6], "multi-label", 0.1)
