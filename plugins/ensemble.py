@@ -321,7 +321,10 @@ class EnsembleEncoder(Encoder[EnsembleParams]):
         )
 
     def logits(self, texts: list[str]) -> np.ndarray:
-        probs = [probabilities(e.logits(texts), self.mode) for e in self.encoders]
+        return self.combine([e.logits(texts) for e in self.encoders])
+
+    def combine(self, member_logits: list[np.ndarray]) -> np.ndarray:
+        probs = [probabilities(logits, self.mode) for logits in member_logits]
         return combined_logits(probs, self.weights, self.mode)
 
     def save(self, directory: Path) -> None:

@@ -277,8 +277,14 @@ class Encoder(Component[P]):
 
     def members(self) -> dict[str, Encoder[Any]]:
         """The trained encoders whose scores this one combines, by name (an ensemble's),
-        so that training and `tagger evaluate` can measure each alone; none by default."""
+        so that training and `tagger evaluate` can measure each alone; none by default.
+        An encoder that has members also implements :meth:`combine`."""
         return {}
+
+    def combine(self, member_logits: list[np.ndarray]) -> np.ndarray:
+        """This encoder's logits from its members' (in :meth:`members` order): where the
+        core needs both, each member scores the texts once."""
+        raise NotImplementedError(f"encoder '{self.name}' has no members to combine")
 
 
 @dataclass(frozen=True)

@@ -235,7 +235,7 @@ class Tagger:
             valid_rows=len(valid or ()),
         )
         if valid_pair is not None:
-            scores = self._scores(valid_pair[0])
+            scores, parts = self._scores_and_members(valid_pair[0])
             initial = make_rule(self.rule.name, self.rule.params_dict())
             if choose_rule is not None:
                 self.rule, self.training.rule_choice = choose_rule(
@@ -244,15 +244,17 @@ class Tagger:
             elif self.rule.fittable:  # e.g. per-label thresholds, fitted on validation scores
                 self.rule.fit(scores, valid_pair[1], self.taxonomy)
             self.record_validation(scores, valid_pair[1])
-            if self.encoder.members():
-                self.training.members = self._fit_member_rules(*valid_pair, initial, choose_rule)
+            if parts:
+                self.training.members = self._fit_member_rules(
+                    parts, valid_pair[1], initial, choose_rule
+                )
         elif self.rule.fittable:
             log.info("no validation data: rule '%s' is not fitted", self.rule.name)
         return self
 
     def _fit_member_rules(
         self,
-        texts: list[str],
+        parts: dict[str, Scores],
         truth: np.ndarray,
         initial: DecisionRule[Any],
         choose_rule: RuleChooser | None,
@@ -261,8 +263,7 @@ class Tagger:
         the tagger's was on its own (``initial``: the tagger's rule before training), so
         that each member is measured as the tagger it would be alone."""
         out = {}
-        for name, member in self.encoder.members().items():
-            scores = Scores(np.asarray(member.logits(texts)), self.taxonomy.mode)
+        for name, scores in parts.items():
             rule = make_rule(initial.name, initial.params_dict())
             if choose_rule is not None:
                 rule, _ = choose_rule(scores, truth, self.taxonomy, rule)
@@ -288,16 +289,20 @@ class Tagger:
     def evaluate_members(self, records: Sequence[Record]) -> dict[str, Evaluation]:
         """Each member of a combining encoder measured alone on labelled ``records``, with
         its own rule; empty for an encoder without members."""
-        members = self.encoder.members()
-        if not members:
+        if not self.encoder.members():
             return {}
-        truth = label_matrix(records, self.taxonomy)
-        texts = self.normalize([r.text for r in records])
-        out = {}
-        for name, member in members.items():
-            scores = Scores(np.asarray(member.logits(texts)), self.taxonomy.mode)
-            out[name] = self.evaluate_scores(scores, truth, self.member_rule(name))
-        return out
+        _, truth, parts = self.score_records_and_members(records)
+        return self.evaluate_member_scores(parts, truth)
+
+    def evaluate_member_scores(
+        self, parts: dict[str, Scores], truth: np.ndarray
+    ) -> dict[str, Evaluation]:
+        """Each member's figures from its scores (as :meth:`score_records_and_members`
+        gives them), with the member's own rule."""
+        return {
+            name: self.evaluate_scores(scores, truth, self.member_rule(name))
+            for name, scores in parts.items()
+        }
 
     def record_validation(self, scores: Scores, truth: np.ndarray) -> None:
         """Measure the current rule on validation scores, for the manifest."""
@@ -326,14 +331,29 @@ class Tagger:
         return self._scores(self.normalize(texts))
 
     def _scores(self, texts: list[str]) -> Scores:
-        logits = np.asarray(self.encoder.logits(texts))
-        expected = (len(texts), len(self.taxonomy.labels))
+        return self._checked(self.encoder.logits(texts), len(texts), self.encoder.name)
+
+    def _checked(self, logits: Any, rows: int, encoder: str) -> Scores:
+        logits = np.asarray(logits)
+        expected = (rows, len(self.taxonomy.labels))
         if logits.shape != expected:
             raise TaggerError(
-                f"encoder '{self.encoder.name}' returned scores of shape {logits.shape}, "
-                f"expected {expected}"
+                f"encoder '{encoder}' returned scores of shape {logits.shape}, expected {expected}"
             )
         return Scores(logits, self.taxonomy.mode)
+
+    def _scores_and_members(self, texts: list[str]) -> tuple[Scores, dict[str, Scores]]:
+        """The scores of normalised ``texts``, and each member's where the encoder combines
+        members (empty otherwise); each member scores the texts once."""
+        members = self.encoder.members()
+        if not members:
+            return self._scores(texts), {}
+        parts = {
+            name: self._checked(member.logits(texts), len(texts), name)
+            for name, member in members.items()
+        }
+        combined = self.encoder.combine([part.logits for part in parts.values()])
+        return self._checked(combined, len(texts), self.encoder.name), parts
 
     def rule_for(self, rule: RuleSpec = None) -> DecisionRule[Any]:
         """The saved rule, or a per-call override given as an instance or a plugin name."""
@@ -364,10 +384,22 @@ class Tagger:
 
     def score_records(self, records: Sequence[Record]) -> tuple[Scores, np.ndarray]:
         """Scores and the 0/1 truth matrix of labelled ``records`` (for evaluation)."""
+        scores, truth, _ = self.score_records_and_members(records, members=False)
+        return scores, truth
+
+    def score_records_and_members(
+        self, records: Sequence[Record], *, members: bool = True
+    ) -> tuple[Scores, np.ndarray, dict[str, Scores]]:
+        """As :meth:`score_records`, with each member's scores where the encoder combines
+        members (each member scores once)."""
         if not records:
             raise DataError("no records to evaluate")
         truth = label_matrix(records, self.taxonomy)
-        return self.scores([r.text for r in records]), truth
+        texts = self.normalize([r.text for r in records])
+        if not members:
+            return self._scores(texts), truth, {}
+        scores, parts = self._scores_and_members(texts)
+        return scores, truth, parts
 
     def evaluate_scores(
         self, scores: Scores, truth: np.ndarray, rule: RuleSpec = None

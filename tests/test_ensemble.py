@@ -144,14 +144,17 @@ def test_bad_ensembles_fail_in_one_line(tmp_path: Path, params: list[str], messa
 
 
 class KeywordEncoder(Encoder):  # type: ignore[type-arg]
-    """An external plugin's encoder: a label scores high where its first character occurs."""
+    """An external plugin's encoder: a label scores high where its first character occurs.
+    Counts the texts it scores."""
 
     name = "keyword"
+    scored = 0
 
     def fit(self, texts, targets, taxonomy, *, valid=None, seed=0):  # type: ignore[no-untyped-def]
         self.ids = taxonomy.label_ids
 
     def logits(self, texts):  # type: ignore[no-untyped-def]
+        KeywordEncoder.scored += len(texts)
         return np.array([[2.0 if i[0] in t else -2.0 for i in self.ids] for t in texts])
 
     def save(self, directory: Path) -> None:
@@ -205,3 +208,37 @@ def test_cv_measures_each_member_as_the_tagger_it_would_be_alone() -> None:
         for figure in ("exact_match", "micro_f1", "macro_f1", "empty_rate"):
             assert member[figure] == pytest.approx(single.metrics[figure]), figure
         assert set(fold.metrics["members"]) == {"tfidf", "tfidf-2"}
+
+
+def test_each_member_scores_once_when_measured_alone_and_together(
+    register_plugin: Any,
+) -> None:
+    from tagger_core import cross_validate, evaluate_to_files, read_records, resolve_taxonomy
+
+    register_plugin(KeywordPlugin(), "keyword-plugin")
+    taxonomy = resolve_taxonomy("attractions")
+    train, valid = read_records(TRAIN), read_records(VALID)
+    tagger = Tagger.create(
+        "attractions", encoder="ensemble", encoder_params={"members": "tfidf,keyword"}
+    )
+    KeywordEncoder.scored = 0
+    tagger.train(train, valid)
+    # the weights' fit and the members' own rules: the validation rows, twice in all
+    assert KeywordEncoder.scored == 2 * len(valid)
+    KeywordEncoder.scored = 0
+    run = evaluate_to_files(tagger, valid)
+    assert KeywordEncoder.scored == len(valid)  # the ensemble and the member alone
+    assert set(run.members) == {"tfidf", "keyword"}
+    assert run.members["keyword"].rows == len(valid)
+    KeywordEncoder.scored = 0
+    result = cross_validate(
+        train + valid,
+        taxonomy,
+        lambda: Tagger.create(
+            taxonomy, encoder="ensemble", encoder_params={"members": "tfidf,keyword"}
+        ),
+        k=3,
+    )
+    rows = sum(f.valid_rows * 2 + f.test_rows for f in result.folds)
+    assert KeywordEncoder.scored == rows
+    assert all(set(f.metrics["members"]) == {"tfidf", "keyword"} for f in result.folds)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from tagger_core.data.split import arrange, group_by_name, group_labels, only_names, stratify
 from tagger_core.errors import TaggerError
+from tagger_core.evaluation.metrics import Evaluation
 from tagger_core.progress_bars import progress
 from tagger_core.schemas import Record, Taxonomy
 from tagger_core.tagger import Tagger
@@ -98,6 +99,11 @@ def fold_of_records(records: Sequence[Record], taxonomy: Taxonomy, k: int, seed:
     return folds
 
 
+def _empty_rate(evaluation: Evaluation) -> float:
+    """The share of test names given no label."""
+    return evaluation.empty_predictions / max(evaluation.rows, 1)
+
+
 def summarise(folds: Sequence[Fold]) -> dict[str, MeanStd]:
     """Mean and sample standard deviation (ddof=1) of each summary metric over folds."""
     out = {}
@@ -142,17 +148,17 @@ def cross_validate(
                 seed=seed + fold,
                 objective=objective,
             )
-            evaluation = tagger.evaluate(test)
+            scores, truth, parts = tagger.score_records_and_members(test)
+            evaluation = tagger.evaluate_scores(scores, truth)
             metrics = evaluation.model_dump(mode="json", exclude={"confusion"})
-            metrics["empty_rate"] = evaluation.empty_predictions / max(evaluation.rows, 1)
-            members = tagger.evaluate_members(test)
-            if members:  # an ensemble's members, each alone: the same folds, one training
+            metrics["empty_rate"] = _empty_rate(evaluation)
+            if parts:  # an ensemble's members, each alone: the same folds, one training
                 metrics["members"] = {
                     name: {
                         **{m: getattr(e, m) for m in SUMMARY_METRICS if m != "empty_rate"},
-                        "empty_rate": e.empty_predictions / max(e.rows, 1),
+                        "empty_rate": _empty_rate(e),
                     }
-                    for name, e in members.items()
+                    for name, e in tagger.evaluate_member_scores(parts, truth).items()
                 }
             results.append(
                 Fold(

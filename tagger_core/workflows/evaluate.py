@@ -70,14 +70,14 @@ def evaluate_to_files(
     """Score ``records`` once, measure the rule's decisions and write every asked output."""
     files = files or EvaluationFiles()
     active = tagger.rule_for(rule)
-    scores, truth = tagger.score_records(records)
+    scores, truth, parts = tagger.score_records_and_members(records)
     evaluation = tagger.evaluate_scores(scores, truth, active)
     pred = tagger.decide(scores, active)
     run = EvaluationRun(evaluation, active, truth, pred)
     choice = tagger.training.rule_choice
     if rule is None and choice:
         run.rule_choice = describe_choice(choice)
-    run.members = tagger.evaluate_members(records)
+    run.members = tagger.evaluate_member_scores(parts, truth)
     taxonomy = tagger.taxonomy
     if files.metrics is not None:
         figures = evaluation.model_dump(mode="json")

@@ -426,17 +426,17 @@ def choose_rule(
     search = search_for(taxonomy, objective)
     info: dict[str, Any] = {"objective": objective, "validation_rows": len(truth)}
 
-    def fit_default(s: Scores, t: np.ndarray) -> Spec:
+    def fitted_default(s: Scores, t: np.ndarray) -> DecisionRule[Any]:
         rule = make_rule(default.name, default.params_dict())
         if rule.fittable:
             rule.fit(s, t, taxonomy)
-        return _spec_of(rule)
+        return rule
+
+    def fit_default(s: Scores, t: np.ndarray) -> Spec:
+        return _spec_of(fitted_default(s, t))
 
     def kept(reason: str) -> tuple[DecisionRule[Any], dict[str, Any]]:
-        spec = fit_default(scores, truth)
-        rule = make_rule(spec["name"], spec["params"])
-        if rule.fittable:  # keeps its fit report
-            rule.fit(scores, truth, taxonomy)
+        rule = fitted_default(scores, truth)  # fitted once, with its fit report
         return rule, {**info, "chosen": "default", "rule": rule.describe(), "reason": reason}
 
     options = candidates(search)
