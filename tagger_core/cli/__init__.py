@@ -12,13 +12,25 @@ from tagger_core.cli import (
     optimize,
     plugins,
     predict,
+    serve,
     taxonomies,
     train,
     tune,
 )
 from tagger_core.cli.app import cli
 
-for family in (train, tune, predict, evaluate, optimize, data, experiments, plugins, taxonomies):
+for family in (
+    train,
+    tune,
+    predict,
+    serve,
+    evaluate,
+    optimize,
+    data,
+    experiments,
+    plugins,
+    taxonomies,
+):
     for command in family.COMMANDS:
         cli.add_command(command)
 

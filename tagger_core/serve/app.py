@@ -1,0 +1,750 @@
+"""The HTTP API and the review page of `tagger serve`, as a FastAPI app.
+
+Every error is JSON, ``{"error": {"status", "message", "field"}}``, with a status that says
+what went wrong (401, 403, 404, 413, 422, 503); an unexpected failure is a 500 whose body
+says only that, its traceback going to the server's log. Nothing a request sends chooses a
+path on this machine: the taggers and the corrections file are fixed at start.
+
+FastAPI comes from the ``serve`` extra: import this module after
+:func:`tagger_core.serve.settings.need_serve_extra`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
+
+from tagger_core.components import DecisionRule, FileOptions
+from tagger_core.data.io import writer_for
+from tagger_core.errors import TaggerError
+from tagger_core.registry import data_source_for, make_rule
+from tagger_core.schemas import ComponentSpec, Record, Taxonomy
+from tagger_core.scores import Scores
+from tagger_core.serve.batching import MicroBatcher
+from tagger_core.serve.corrections import (
+    REVIEW_SOURCE,
+    CorrectionLog,
+    canonical_labels,
+    label_set_problem,
+)
+from tagger_core.serve.settings import ServeSettings
+from tagger_core.tagger import Tagger
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("tagger.serve")
+STATIC = Path(__file__).parent / "static"
+API = "/v1"
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """A request the client can fix, answered as JSON with ``status``."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"error": {"status": status, "message": message, "field": field}}
+
+
+def field_name(location: Any) -> str:
+    """('body', 'texts', 3) → 'texts[3]'; the part of a pydantic location a client sent."""
+    parts = [p for p in location if p not in ("body", "query", "path", "form")]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+# -- request and response bodies ---------------------------------------------------------------
+
+
+class PredictRequest(BaseModel):
+    """One name (``text``) or many (``texts``); ``rule`` overrides the saved decision rule
+    as ``tagger predict --rule`` does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(default=None, examples=["故宫博物院"])
+    texts: list[str] | None = Field(default=None, examples=[["故宫博物院", "上海迪士尼乐园"]])
+    rule: str | None = Field(default=None, description="a decision rule's name")
+    rule_params: dict[str, Any] = Field(default_factory=dict)
+    scores: bool = Field(default=True, description="include every label's score")
+
+
+class PredictionOut(BaseModel):
+    text: str
+    labels: list[str]
+    display_names: list[str]
+    scores: dict[str, float] | None = None
+
+
+class PredictResponse(BaseModel):
+    tagger: str
+    predictions: list[PredictionOut]
+
+
+class TaggerInfo(BaseModel):
+    name: str
+    taxonomy: Taxonomy
+    encoder: ComponentSpec
+    rule: ComponentSpec
+    validation_metrics: dict[str, Any] | None = None
+    train_rows: int = 0
+    valid_rows: int = 0
+
+
+class CorrectionRequest(BaseModel):
+    """A reviewed label set: the labels a person accepted or chose for ``text``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    labels: list[str]
+    predicted: list[str] | None = Field(default=None, description="what the tagger said")
+    id: str | int | None = Field(default=None, description="the row's id in its file")
+    reviewer: str | None = Field(default=None, max_length=200)
+    review_id: str | None = Field(
+        default=None,
+        max_length=100,
+        description="a client-made id: a retry with the same one is not written twice",
+    )
+
+
+class CorrectionResponse(BaseModel):
+    written: bool
+    row: int
+    file: str
+
+
+class ReviewItem(BaseModel):
+    row: int
+    id: str | int | None = None
+    text: str
+    labels: list[str]  # proposed: the file's 'predicted' field, else the tagger's
+    file_labels: list[str] = Field(default_factory=list)
+    scores: dict[str, float]
+
+
+class ReviewItems(BaseModel):
+    tagger: str
+    file: str
+    items: list[ReviewItem]
+
+
+# -- the served taggers -------------------------------------------------------------------------
+
+
+class ServedTagger:
+    """A loaded tagger and the way its requests are scored."""
+
+    def __init__(self, name: str, tagger: Tagger, settings: ServeSettings) -> None:
+        self.name = name
+        self.tagger = tagger
+        self.batcher = (
+            MicroBatcher(
+                tagger.scores,
+                wait=settings.batch_wait_ms / 1000,
+                max_batch=settings.max_batch,
+                name=name,
+            )
+            if settings.batching
+            else None
+        )
+        self.display = {label.id: label.display_name for label in tagger.taxonomy.labels}
+        self.info = TaggerInfo(
+            name=name,
+            taxonomy=tagger.taxonomy,
+            encoder=ComponentSpec(name=tagger.encoder.name, params=tagger.encoder.params_dict()),
+            rule=ComponentSpec(name=tagger.rule.name, params=tagger.rule.params_dict()),
+            validation_metrics=tagger.training.validation_metrics,
+            train_rows=tagger.training.train_rows,
+            valid_rows=tagger.training.valid_rows,
+        )
+
+    async def scores(self, texts: list[str]) -> Scores:
+        if self.batcher is not None:
+            return await self.batcher.scores(texts)
+        return await asyncio.to_thread(self.tagger.scores, texts)
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
+
+
+def set_threads(tagger: Tagger, threads: int | None) -> None:
+    """Give the encoder (and its members) ``threads`` CPU threads where it takes them."""
+    if threads is None:
+        return
+    for encoder in [tagger.encoder, *tagger.encoder.members().values()]:
+        if "threads" in type(encoder.params).model_fields:
+            encoder.params = encoder.params.model_copy(update={"threads": threads})
+
+
+class Served:
+    """The server's taggers, loaded in a thread after start so that /healthz answers at
+    once and /readyz says when every tagger is in."""
+
+    def __init__(self, settings: ServeSettings, on_failure: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.on_failure = on_failure
+        self.taggers: dict[str, ServedTagger] = {}
+        self.failure: str | None = None
+        self.ready = threading.Event()
+        self.closing = False
+
+    def load(self) -> None:
+        try:
+            for name, path in self.settings.taggers.items():
+                if self.closing:
+                    return
+                tagger = Tagger.load(path, verify=self.settings.verify)
+                set_threads(tagger, self.settings.threads)
+                tagger.scores(["warm-up"])  # first-call costs (threads, caches) paid now
+                self.taggers[name] = ServedTagger(name, tagger, self.settings)
+                log.info("tagger '%s' loaded from %s", name, path)
+        except TaggerError as error:
+            self.failure = str(error)
+            self.on_failure(self.failure)
+            return
+        except Exception as error:  # reported in one line; the server stops
+            self.failure = f"cannot load a tagger: {type(error).__name__}: {error}"
+            log.exception("loading failed")
+            self.on_failure(self.failure)
+            return
+        self.ready.set()
+
+    def get(self, name: str) -> ServedTagger:
+        if name in self.taggers:
+            return self.taggers[name]
+        if name in self.settings.taggers:
+            raise ApiError(503, f"tagger '{name}' is still loading; see /readyz")
+        known = ", ".join(sorted(self.settings.taggers)) or "none"
+        raise ApiError(404, f"no tagger '{name}' here (served: {known})", "name")
+
+    def close(self) -> None:
+        self.closing = True
+        for served in self.taggers.values():
+            served.close()
+
+
+# -- middleware -----------------------------------------------------------------------------------
+
+
+class BodyLimit:
+    """Refuses a body over its limit with 413 before reading it (by Content-Length) or as
+    soon as it passes the limit (chunked): a client cannot make the server hold more."""
+
+    def __init__(self, app: ASGIApp, json_limit: int, upload_limit: int) -> None:
+        self.app = app
+        self.json_limit = json_limit
+        self.upload_limit = upload_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        upload = headers.get(b"content-type", b"").startswith(b"multipart/")
+        limit = self.upload_limit if upload else self.json_limit
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            await self._refuse(send, limit)
+            return
+        seen = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    scope[TOO_LARGE] = limit  # FastAPI may turn the raise into a 400
+                    raise _TooLarge
+            return message
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, sending)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send, limit)
+
+    @staticmethod
+    async def _refuse(send: Send, limit: int) -> None:
+        import json
+
+        body = json.dumps(error_body(413, too_large(limit))).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+TOO_LARGE = "tagger.body_limit"  # set in the request's scope when its body passed the limit
+
+
+def too_large(limit: int) -> str:
+    return f"the request body is larger than this server's limit of {limit} bytes"
+
+
+# -- the app --------------------------------------------------------------------------------------
+
+
+def create_app(settings: ServeSettings, on_failure: Callable[[str], None] | None = None) -> FastAPI:
+    """The app for ``settings``; ``on_failure`` hears a tagger that fails to load (the CLI
+    stops the server with that line)."""
+    served = Served(settings, on_failure or (lambda message: log.error("%s", message)))
+    corrections = CorrectionLog(settings.corrections) if settings.corrections else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loader = threading.Thread(target=served.load, name="tagger-loader", daemon=True)
+        loader.start()
+        try:
+            yield
+        finally:  # uvicorn calls this once in-flight requests are answered
+            served.close()
+            loader.join(timeout=1)
+
+    app = FastAPI(
+        title="tagger",
+        summary="Tag names with taxonomy labels; review and correct the labels.",
+        version=_version(),
+        lifespan=lifespan,
+    )
+    app.state.served = served
+    app.state.corrections = corrections
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(error.status, error.message, error.field), error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+        where = field_name(first.get("loc", ()))
+        message = str(first.get("msg", "invalid"))
+        if first.get("type") == "json_invalid":
+            message, where = "the body is not valid JSON", "body"
+        return JSONResponse(error_body(422, f"{where}: {message}", where), 422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        if TOO_LARGE in request.scope:
+            return JSONResponse(error_body(413, too_large(request.scope[TOO_LARGE])), 413)
+        return JSONResponse(
+            error_body(error.status_code, str(error.detail)),
+            error.status_code,
+            headers=getattr(error, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body(500, "internal error; see the server's log"), 500)
+
+    async def require_token(request: Request) -> None:
+        if settings.token is None:
+            return
+        given = request.headers.get("authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            token.strip().encode(), settings.token.encode()
+        ):
+            raise ApiError(401, "a bearer token is required (Authorization: Bearer TOKEN)")
+
+    guarded = [Depends(require_token)]
+
+    # -- probes ---------------------------------------------------------------------------
+
+    @app.get("/healthz", tags=["probes"])
+    async def healthz() -> dict[str, str]:
+        """The process answers (it may still be loading taggers)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["probes"], dependencies=guarded)
+    async def readyz() -> JSONResponse:
+        """200 once every tagger is loaded; 503 while loading or after a failure."""
+        loaded = sorted(served.taggers)
+        pending = sorted(set(settings.taggers) - set(loaded))
+        if served.failure:
+            body = {"status": "failed", "error": served.failure, "loaded": loaded}
+            return JSONResponse(body, 503)
+        if not served.ready.is_set():
+            return JSONResponse({"status": "loading", "loaded": loaded, "pending": pending}, 503)
+        return JSONResponse({"status": "ready", "loaded": loaded})
+
+    # -- taggers and prediction -----------------------------------------------------------
+
+    @app.get(f"{API}/taggers", tags=["taggers"], dependencies=guarded)
+    async def list_taggers() -> dict[str, Any]:
+        """Every served tagger: taxonomy (labels, display names, descriptions), encoder,
+        rule and validation figures; also whether corrections are taken."""
+        return {
+            "taggers": [served.get(name).info.model_dump(mode="json") for name in served.taggers],
+            "loading": sorted(set(settings.taggers) - set(served.taggers)),
+            "corrections": corrections is not None,
+            "review_needs_token": settings.token is not None,
+            "anonymous_review": settings.anonymous_review,
+            "limits": {
+                "max_texts": settings.max_texts,
+                "max_chars": settings.max_chars,
+                "max_body_bytes": settings.max_body_bytes,
+                "max_upload_bytes": settings.max_upload_bytes,
+                "max_review_rows": settings.max_review_rows,
+            },
+        }
+
+    @app.get(f"{API}/taggers/{{name}}", tags=["taggers"], dependencies=guarded)
+    async def show_tagger(name: str) -> TaggerInfo:
+        return served.get(name).info
+
+    def texts_of(body: PredictRequest) -> tuple[list[str], str]:
+        if (body.text is None) == (body.texts is None):
+            raise ApiError(422, "texts: give either 'text' or 'texts'", "texts")
+        texts, field = ([body.text], "text") if body.text is not None else (body.texts, "texts")
+        assert texts is not None
+        if not texts:
+            raise ApiError(422, "texts: give at least one text", "texts")
+        if len(texts) > settings.max_texts:
+            raise ApiError(
+                413, f"texts: {len(texts)} texts; this server takes at most {settings.max_texts}"
+            )
+        for index, text in enumerate(texts):
+            where = field if field == "text" else f"texts[{index}]"
+            if not text.strip():
+                raise ApiError(422, f"{where}: empty text", where)
+            if len(text) > settings.max_chars:
+                raise ApiError(
+                    413, f"{where}: {len(text)} characters; the limit is {settings.max_chars}"
+                )
+        return texts, field
+
+    def rule_of(body_rule: str | None, params: dict[str, Any]) -> DecisionRule[Any] | None:
+        if body_rule is None:
+            if params:
+                raise ApiError(422, "rule_params: needs 'rule'", "rule_params")
+            return None
+        try:
+            return make_rule(body_rule, params)
+        except TaggerError as error:
+            raise ApiError(422, f"rule: {error}", "rule") from None
+
+    @app.post(
+        f"{API}/taggers/{{name}}/predict",
+        tags=["taggers"],
+        dependencies=guarded,
+        response_model=PredictResponse,
+    )
+    async def predict(name: str, body: PredictRequest) -> dict[str, Any]:
+        """Labels (ids and display names) and every label's score for one or many names."""
+        target = served.get(name)
+        texts, _ = texts_of(body)
+        rule = rule_of(body.rule, body.rule_params)
+        scores = await target.scores(texts)
+        try:
+            chosen = target.tagger.decide(scores, rule).tolist()
+        except TaggerError as error:
+            raise ApiError(422, f"rule: {error}", "rule") from None
+        ids = target.tagger.taxonomy.label_ids
+        probabilities = scores.probabilities.round(6).tolist() if body.scores else None
+        predictions = []
+        for row, text in enumerate(texts):
+            labels = [label for label, on in zip(ids, chosen[row], strict=True) if on]
+            predictions.append(
+                {
+                    "text": text,
+                    "labels": labels,
+                    "display_names": [target.display[label] for label in labels],
+                    "scores": dict(zip(ids, probabilities[row], strict=True))
+                    if probabilities is not None
+                    else None,
+                }
+            )
+        return {"tagger": name, "predictions": predictions}
+
+    # -- files ----------------------------------------------------------------------------
+
+    @app.post(f"{API}/taggers/{{name}}/predict-file", tags=["files"], dependencies=guarded)
+    async def predict_file(
+        name: str,
+        file: Annotated[UploadFile, File(description="CSV, TSV, XLSX, JSON, JSON Lines or text")],
+        output_format: Annotated[
+            str | None, Form(description="a file suffix; default: the upload's")
+        ] = None,
+        text_field: Annotated[str, Form()] = "text",
+        label_field: Annotated[str, Form()] = "label",
+        display: Annotated[bool, Form()] = True,
+    ) -> FileResponse:
+        """The uploaded file tagged: every input field kept, 'predicted' (and display
+        names and scores) added, in the same format unless another is asked for."""
+        target = served.get(name)
+        folder, path = await _saved_upload(file, settings.max_upload_bytes)
+        try:
+            suffix = f".{output_format.lower().lstrip('.')}" if output_format else path.suffix
+            output = folder / f"{path.stem}.tagged{suffix}"
+            try:
+                writer_for(output)
+            except TaggerError as error:
+                message = error.message.replace("--format", "output_format")
+                raise ApiError(422, f"output_format: {message}", "output_format") from None
+            options = FileOptions(
+                text_field=text_field, label_field=label_field, require_labels=False
+            )
+            await asyncio.to_thread(_tag_file, target.tagger, path, output, options, display)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return FileResponse(
+            output,
+            filename=output.name,
+            background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+        )
+
+    @app.post(
+        f"{API}/taggers/{{name}}/review-items",
+        tags=["review"],
+        dependencies=guarded,
+        response_model=ReviewItems,
+    )
+    async def review_items(
+        name: str,
+        file: Annotated[UploadFile, File(description="names to review, e.g. predict's output")],
+        text_field: Annotated[str, Form()] = "text",
+        label_field: Annotated[str, Form()] = "label",
+    ) -> dict[str, Any]:
+        """The rows of an uploaded file as review items: the label set proposed for each
+        (its 'predicted' field where it has one, else the tagger's) and every score."""
+        target = served.get(name)
+        folder, path = await _saved_upload(file, settings.max_upload_bytes)
+        try:
+            options = FileOptions(
+                text_field=text_field, label_field=label_field, require_labels=False
+            )
+            records = await asyncio.to_thread(_read_upload, path, options, settings.max_review_rows)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        scores = await target.scores([r.text for r in records]) if records else None
+        ids = target.tagger.taxonomy.label_ids
+        chosen = target.tagger.decide(scores).tolist() if scores is not None else []
+        probabilities = scores.probabilities.round(6).tolist() if scores is not None else []
+        items = []
+        for index, record in enumerate(records):
+            proposed = record.metadata.get("predicted")
+            if not (isinstance(proposed, list) and all(isinstance(x, str) for x in proposed)):
+                proposed = [label for label, on in zip(ids, chosen[index], strict=True) if on]
+            items.append(
+                {
+                    "row": record.row or index + 1,
+                    "id": record.id,
+                    "text": record.text,
+                    "labels": [label for label in proposed if label in target.display],
+                    "file_labels": list(record.labels),
+                    "scores": dict(zip(ids, probabilities[index], strict=True)),
+                }
+            )
+        return {"tagger": name, "file": path.name, "items": items}
+
+    # -- corrections ----------------------------------------------------------------------
+
+    @app.post(
+        f"{API}/taggers/{{name}}/corrections",
+        tags=["review"],
+        dependencies=guarded,
+        status_code=201,
+        response_model=CorrectionResponse,
+        responses={200: {"description": "already written (same review_id)"}},
+    )
+    async def correct(name: str, body: CorrectionRequest) -> JSONResponse:
+        """Append an accepted or corrected label set to the corrections file, in the
+        labelled format `tagger train` reads (source 'review')."""
+        if corrections is None:
+            raise ApiError(409, "this server keeps no corrections; start it with --corrections")
+        if settings.token is None and not settings.anonymous_review:
+            raise ApiError(
+                403,
+                "corrections need a token (start the server with --token) or, on loopback, "
+                "--allow-anonymous-review",
+            )
+        target = served.get(name)
+        taxonomy = target.tagger.taxonomy
+        if not body.text.strip():
+            raise ApiError(422, "text: empty text", "text")
+        if len(body.text) > settings.max_chars:
+            raise ApiError(413, f"text: longer than {settings.max_chars} characters")
+        try:
+            labels = canonical_labels(body.labels, taxonomy)
+        except ValueError as error:
+            raise ApiError(422, f"labels: {error}", "labels") from None
+        problem = label_set_problem(labels, taxonomy)
+        if problem:
+            raise ApiError(422, f"labels: {problem}", "labels")
+        entry: dict[str, Any] = {}
+        if body.id is not None:
+            entry["id"] = body.id
+        entry.update({"text": body.text, "label": labels, "source": REVIEW_SOURCE})
+        if body.reviewer:
+            entry["reviewer"] = body.reviewer
+        entry["tagger"] = name
+        if body.predicted is not None:
+            entry["predicted"] = body.predicted
+        if body.review_id:
+            entry["review_id"] = body.review_id
+        try:
+            written, row = await asyncio.to_thread(corrections.append, entry)
+        except TaggerError as error:
+            log.error("%s", error)
+            raise ApiError(
+                500, "the corrections file cannot be written; see the server's log"
+            ) from None
+        response = CorrectionResponse(written=written, row=row, file=corrections.path.name)
+        return JSONResponse(response.model_dump(), 201 if written else 200)
+
+    # -- the page -------------------------------------------------------------------------
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(
+        BodyLimit,
+        json_limit=settings.max_body_bytes,
+        upload_limit=settings.max_upload_bytes,
+    )
+    return app
+
+
+def _version() -> str:
+    from tagger_core.version import __version__
+
+    return __version__
+
+
+_UNSAFE = re.compile(r"[^\w.\-]+")
+
+
+async def _saved_upload(file: UploadFile, limit: int) -> tuple[Path, Path]:
+    """The upload copied to a private folder under a tidied version of its own name (so
+    that errors name the user's file, never a server path); the folder is the caller's."""
+    name = _UNSAFE.sub("_", Path(file.filename or "upload").name).lstrip(".") or "upload"
+    try:  # read by the same data sources as the CLI's files, chosen by the suffix
+        data_source_for(Path(name))
+    except TaggerError as error:
+        message = error.message.replace("; choose one with --format", "")
+        raise ApiError(422, f"file: {name}: {message}", "file") from None
+    folder = Path(tempfile.mkdtemp(prefix="tagger-upload-"))
+    path = folder / name
+    written = 0
+    try:
+        with open(path, "wb") as handle:
+            while block := await file.read(1 << 20):
+                written += len(block)
+                if written > limit:
+                    raise ApiError(413, f"file: larger than this server's limit of {limit} bytes")
+                handle.write(block)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder, path
+
+
+def _in_upload(error: TaggerError, path: Path) -> ApiError:
+    """A reader's one-line error about an upload, naming the file as the user sent it."""
+    message = str(error).replace(str(path.parent) + os.sep, "")
+    return ApiError(422, message, error.field)
+
+
+def _read_upload(path: Path, options: FileOptions, limit: int) -> list[Record]:
+    from tagger_core.data.io import iter_records
+
+    records: list[Record] = []
+    try:
+        for record in iter_records(path, None, options):
+            if len(records) >= limit:
+                raise ApiError(413, f"file: more than {limit} rows to review; split it")
+            if not record.text.strip():
+                raise ApiError(422, f"{path.name}, row {record.row}: empty text", "text")
+            records.append(record)
+    except TaggerError as error:
+        raise _in_upload(error, path) from None
+    return records
+
+
+def _tag_file(
+    tagger: Tagger, path: Path, output: Path, options: FileOptions, display: bool
+) -> None:
+    from tagger_core.data.io import iter_records
+    from tagger_core.workflows.predict import predict_to_file
+
+    try:
+        rows = predict_to_file(
+            tagger, iter_records(path, None, options), output, options=options, display=display
+        )
+    except TaggerError as error:
+        raise _in_upload(error, path) from None
+    if rows == 0:
+        raise ApiError(422, f"file: {path.name} has no rows", "file")
+
+
+SETTINGS_VARIABLE = "TAGGER_SERVE_SETTINGS"
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of several server processes (``--workers``), built from the
+    settings the command put in the environment."""
+    return create_app(ServeSettings.model_validate_json(os.environ[SETTINGS_VARIABLE]))

@@ -1,0 +1,129 @@
+"""Micro-batching: texts from requests that arrive together are scored in one call.
+
+A BERT forward pass over 64 names costs little more than over one, so 64 clients sending
+one name each should cost one pass, not 64. One thread per tagger takes everything queued
+(waiting up to ``wait`` seconds for more, at most ``max_batch`` texts) and scores it as one
+batch; the encoder sorts the batch by length as it always does. Requests get their own
+rows back through futures, so the event loop never blocks on scoring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tagger_core.scores import Scores
+
+_STOP = object()
+
+
+@dataclass
+class _Job:
+    texts: list[str]
+    future: Future[Scores] = field(default_factory=Future)
+
+
+class MicroBatcher:
+    """Scores lists of texts in shared batches on one thread."""
+
+    def __init__(
+        self, score: Callable[[list[str]], Scores], *, wait: float, max_batch: int, name: str = ""
+    ) -> None:
+        self.score = score
+        self.wait = wait
+        self.max_batch = max_batch
+        self.jobs: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.carried: _Job | None = None
+        self.batches = 0  # how many scoring calls were made, and for how many texts
+        self.texts = 0
+        self.thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
+        self.thread.start()
+
+    def submit(self, texts: list[str]) -> Future[Scores]:
+        job = _Job(list(texts))
+        self.jobs.put(job)
+        return job.future
+
+    async def scores(self, texts: list[str]) -> Scores:
+        return await asyncio.wrap_future(self.submit(texts))
+
+    def close(self) -> None:
+        """Score what is queued, then stop the thread."""
+        self.jobs.put(_STOP)
+        self.thread.join()
+
+    def _next(self, timeout: float | None) -> object:
+        if self.carried is not None:
+            job, self.carried = self.carried, None
+            return job
+        try:
+            return (
+                self.jobs.get(timeout=timeout)
+                if timeout is None or timeout > 0
+                else (self.jobs.get_nowait())
+            )
+        except queue.Empty:
+            return None
+
+    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+        """``first`` and the jobs that join it: all that is queued, then whatever arrives
+        within the wait, while the batch has room. Returns the jobs and whether to stop."""
+        batch, size = [first], len(first.texts)
+        deadline = time.monotonic() + self.wait
+        while size < self.max_batch:
+            job = self._next(max(deadline - time.monotonic(), 0.0))
+            if job is None:
+                break
+            if job is _STOP:
+                return batch, True
+            assert isinstance(job, _Job)
+            if size + len(job.texts) > self.max_batch:
+                self.carried = job  # scored first in the next batch
+                break
+            batch.append(job)
+            size += len(job.texts)
+        return batch, False
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping or self.carried is not None:
+            first = self._next(None)
+            if first is _STOP:
+                stopping = True
+                continue
+            assert isinstance(first, _Job)
+            batch, stopping = self._gather(first)
+            self._score(batch)
+        while True:  # anything queued after the stop is refused, never left waiting
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(job, _Job):
+                job.future.set_exception(RuntimeError("the server is shutting down"))
+
+    def _score(self, batch: list[_Job]) -> None:
+        jobs = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        if not jobs:
+            return
+        texts = [text for job in jobs for text in job.texts]
+        try:
+            scores = self.score(texts)
+        except BaseException as error:  # every waiting request gets the error, not a hang
+            for job in jobs:
+                job.future.set_exception(error)
+            return
+        self.batches += 1
+        self.texts += len(texts)
+        start = 0
+        for job in jobs:
+            end = start + len(job.texts)
+            job.future.set_result(scores.subset(np.arange(start, end)))
+            start = end

@@ -1,0 +1,604 @@
+"""`tagger serve`: the API's answers and errors, micro-batching, uploads, the corrections
+file, security, and a real server that finishes its requests on a stop signal."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi", reason="needs the serve extra")
+pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
+
+from conftest import TOY, one_line_error, train_args
+from fastapi.testclient import TestClient
+
+from tagger_core import Tagger, read_records
+from tagger_core.cli import cli
+from tagger_core.errors import DataError
+from tagger_core.registry import resolve_taxonomy
+from tagger_core.scores import Scores
+from tagger_core.serve.app import create_app
+from tagger_core.serve.batching import MicroBatcher
+from tagger_core.serve.corrections import (
+    CorrectionLog,
+    canonical_labels,
+    label_set_problem,
+)
+from tagger_core.serve.settings import ServeSettings
+
+NAMES = ["故宫博物院", "迪士尼乐园", "黄山风景区", "乌镇古镇"]
+
+
+@pytest.fixture(scope="module")
+def tagger_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from click.testing import CliRunner
+
+    folder = tmp_path_factory.mktemp("served")
+    data = folder / "toy.json"
+    data.write_text(
+        json.dumps([{"text": t, "label": labels} for t, labels in TOY], ensure_ascii=False),
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, train_args(data, folder / "toy"))
+    assert result.exit_code == 0, result.output
+    return folder / "toy"
+
+
+def client_for(tagger_dir: Path, **settings: object) -> TestClient:
+    app = create_app(ServeSettings(taggers={"toy": tagger_dir}, **settings))
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.fixture
+def client(tagger_dir: Path, tmp_path: Path):
+    with client_for(
+        tagger_dir, corrections=tmp_path / "reviewed.jsonl", anonymous_review=True
+    ) as client:
+        assert wait_ready(client)
+        yield client
+
+
+def wait_ready(client: TestClient, seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if client.get("/readyz").status_code == 200:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def error_of(response) -> dict:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert "Traceback" not in response.text
+    assert body["error"]["status"] == response.status_code
+    return body["error"]
+
+
+# -- prediction -------------------------------------------------------------------------------
+
+
+def test_predict_answers_as_the_tagger_does_offline(client: TestClient, tagger_dir: Path) -> None:
+    offline = Tagger.load(tagger_dir).predict(NAMES)
+    response = client.post("/v1/taggers/toy/predict", json={"texts": NAMES})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["tagger"] == "toy"
+    taxonomy = resolve_taxonomy("attractions")
+    for served, expected in zip(body["predictions"], offline, strict=True):
+        assert served["text"] == expected.text
+        assert served["labels"] == expected.labels
+        assert served["display_names"] == [taxonomy.label(x).display_name for x in expected.labels]
+        assert served["scores"].keys() == expected.scores.keys()
+        for label, score in expected.scores.items():
+            assert served["scores"][label] == pytest.approx(score, abs=1e-6)
+    one = client.post("/v1/taggers/toy/predict", json={"text": NAMES[0], "scores": False})
+    assert one.json()["predictions"][0]["labels"] == offline[0].labels
+    assert one.json()["predictions"][0]["scores"] is None
+
+
+def test_a_rule_can_be_overridden_per_request(client: TestClient) -> None:
+    response = client.post(
+        "/v1/taggers/toy/predict",
+        json={"texts": NAMES, "rule": "top-k", "rule_params": {"k": 2}},
+    )
+    assert response.status_code == 200, response.text
+    assert all(len(p["labels"]) == 2 for p in response.json()["predictions"])
+    bad = client.post("/v1/taggers/toy/predict", json={"text": "x", "rule": "no-such-rule"})
+    assert bad.status_code == 422
+    assert error_of(bad)["field"] == "rule"
+    assert "no-such-rule" in error_of(bad)["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"texts": ["故宫", " "]}, 422, "texts[1]"),
+        ({"texts": []}, 422, "texts"),
+        ({}, 422, "texts"),
+        ({"text": "故宫", "texts": ["故宫"]}, 422, "texts"),
+        ({"texts": "故宫"}, 422, "texts"),
+        ({"text": 3}, 422, "text"),
+        ({"text": "故宫", "colour": "red"}, 422, "colour"),
+        ({"texts": ["故"] * 11}, 413, None),
+        ({"text": "故" * 51}, 413, None),
+    ],
+)
+def test_bad_requests_get_a_json_error_naming_the_field(
+    tagger_dir: Path, body: dict, status: int, field: str | None
+) -> None:
+    with client_for(tagger_dir, max_texts=10, max_chars=50) as client:
+        assert wait_ready(client)
+        response = client.post("/v1/taggers/toy/predict", json=body)
+    assert response.status_code == status, response.text
+    error = error_of(response)
+    if field is not None:
+        assert error["field"] == field
+        assert error["message"].startswith(field)
+
+
+def test_malformed_json_unknown_tagger_and_oversized_bodies(tagger_dir: Path) -> None:
+    with client_for(tagger_dir, max_body_bytes=2048) as client:
+        assert wait_ready(client)
+        broken = client.post(
+            "/v1/taggers/toy/predict",
+            content=b'{"texts": ["a"',
+            headers={"content-type": "application/json"},
+        )
+        assert broken.status_code == 422
+        assert "not valid JSON" in error_of(broken)["message"]
+        unknown = client.post("/v1/taggers/nope/predict", json={"text": "故宫"})
+        assert unknown.status_code == 404
+        assert "nope" in error_of(unknown)["message"]
+        big = client.post("/v1/taggers/toy/predict", json={"texts": ["故宫博物院"] * 400})
+        assert big.status_code == 413
+        assert "2048 bytes" in error_of(big)["message"]
+
+        def chunks():  # no Content-Length: refused as the body passes the limit
+            for _ in range(100):
+                yield b" " * 100
+
+        chunked = client.post(
+            "/v1/taggers/toy/predict",
+            content=chunks(),
+            headers={"content-type": "application/json"},
+        )
+        assert chunked.status_code == 413
+        still = client.post("/v1/taggers/toy/predict", json={"text": "故宫博物院"})
+        assert still.status_code == 200
+
+
+def test_an_unexpected_failure_is_a_500_without_a_traceback(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = client.app.state.served.taggers["toy"]
+
+    def broken(texts: list[str]) -> Scores:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(served.batcher, "score", broken)
+    response = client.post("/v1/taggers/toy/predict", json={"text": "故宫"})
+    assert response.status_code == 500
+    assert "secret" not in response.text
+    assert error_of(response)["message"].startswith("internal error")
+
+
+def test_the_tagger_list_describes_taxonomy_encoder_and_validation(
+    client: TestClient,
+) -> None:
+    body = client.get("/v1/taggers").json()
+    (info,) = body["taggers"]
+    assert info["name"] == "toy"
+    assert info["encoder"]["name"] == "tfidf"
+    labels = {label["id"]: label for label in info["taxonomy"]["labels"]}
+    assert labels["Museums & Galleries"]["name"] == "博物馆与美术馆"
+    assert labels["Museums & Galleries"]["description"]
+    assert info["taxonomy"]["constraints"]["min_labels"] == 1
+    assert body["corrections"] is True
+    assert client.get("/v1/taggers/toy").json() == info
+    assert "openapi" in client.get("/openapi.json").json()
+
+
+def test_readyz_waits_for_every_tagger(tagger_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tagger_core.serve.app as app_module
+
+    release = threading.Event()
+    real_load = Tagger.load
+
+    def slow_load(path: Path, *, verify: bool = True) -> Tagger:
+        release.wait(10)
+        return real_load(path, verify=verify)
+
+    monkeypatch.setattr(app_module.Tagger, "load", slow_load)
+    with client_for(tagger_dir) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        loading = client.get("/readyz")
+        assert loading.status_code == 503
+        assert loading.json()["pending"] == ["toy"]
+        assert client.post("/v1/taggers/toy/predict", json={"text": "故宫"}).status_code == 503
+        release.set()
+        assert wait_ready(client)
+
+
+def test_a_tagger_that_fails_to_load_is_reported(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{", encoding="utf-8")
+    failures: list[str] = []
+    app = create_app(ServeSettings(taggers={"broken": broken}), on_failure=failures.append)
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 10
+        while not failures and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ready = client.get("/readyz")
+    assert failures and "corrupt manifest" in failures[0]
+    assert ready.status_code == 503
+    assert ready.json()["status"] == "failed"
+
+
+# -- micro-batching ---------------------------------------------------------------------------
+
+
+def fake_scores(texts: list[str]) -> Scores:
+    return Scores(np.array([[len(t), -len(t)] for t in texts], dtype=float), "multi-label")
+
+
+def test_requests_that_arrive_together_are_scored_together() -> None:
+    calls: list[int] = []
+
+    def slow(texts: list[str]) -> Scores:
+        calls.append(len(texts))
+        time.sleep(0.05)
+        return fake_scores(texts)
+
+    batcher = MicroBatcher(slow, wait=0.005, max_batch=64)
+    texts = ["x" * n for n in range(1, 65)]
+    with ThreadPoolExecutor(64) as pool:
+        futures = list(pool.map(lambda t: batcher.submit([t]), texts))
+        results = [f.result(10) for f in futures]
+    batcher.close()
+    for text, scores in zip(texts, results, strict=True):
+        np.testing.assert_array_equal(scores.logits, [[len(text), -len(text)]])
+    assert sum(calls) == 64
+    assert len(calls) <= 8, calls  # 64 one-name requests, a handful of scoring calls
+    assert max(calls) <= 64
+
+
+def test_a_batch_never_exceeds_its_bound_and_a_failure_reaches_every_request() -> None:
+    calls: list[int] = []
+
+    def record(texts: list[str]) -> Scores:
+        calls.append(len(texts))
+        if "boom" in texts:
+            raise ValueError("boom")
+        time.sleep(0.02)
+        return fake_scores(texts)
+
+    batcher = MicroBatcher(record, wait=0.01, max_batch=10)
+    futures = [batcher.submit(["a", "b", "c"]) for _ in range(10)]
+    assert all(f.result(10).logits.shape == (3, 2) for f in futures)
+    assert max(calls) <= 10
+    big = batcher.submit(["a"] * 25)  # larger than a batch: scored alone, never split
+    assert big.result(10).logits.shape == (25, 2)
+    failing = [batcher.submit(["boom"]), batcher.submit(["fine"])]
+    time.sleep(0.001)
+    errors = [f.exception(10) for f in failing]
+    batcher.close()
+    assert any(isinstance(e, ValueError) for e in errors)
+
+
+def test_closing_scores_what_is_queued() -> None:
+    batcher = MicroBatcher(fake_scores, wait=0.5, max_batch=1000)
+    futures = [batcher.submit(["abc"]) for _ in range(5)]
+    batcher.close()
+    assert all(f.result(0).logits.shape == (1, 2) for f in futures)
+
+
+def test_batching_off_gives_the_same_answers(client: TestClient, tagger_dir: Path) -> None:
+    batched = client.post("/v1/taggers/toy/predict", json={"texts": NAMES}).json()
+    with client_for(tagger_dir, batching=False) as plain:
+        assert wait_ready(plain)
+        assert plain.post("/v1/taggers/toy/predict", json={"texts": NAMES}).json() == batched
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def test_an_uploaded_file_comes_back_tagged_with_its_fields(
+    client: TestClient, tagger_dir: Path
+) -> None:
+    csv = "id,text,city\n7,故宫博物院,北京\n8,迪士尼乐园,上海\n".encode()
+    response = client.post(
+        "/v1/taggers/toy/predict-file", files={"file": ("my list.csv", csv, "text/csv")}
+    )
+    assert response.status_code == 200, response.text
+    assert 'filename="my_list.tagged.csv"' in response.headers["content-disposition"]
+    lines = response.text.splitlines()
+    assert lines[0].startswith("id,text,city,predicted,predicted_name,scores:")
+    offline = Tagger.load(tagger_dir).predict(["故宫博物院", "迪士尼乐园"])
+    assert lines[1].startswith("7,故宫博物院,北京," + "|".join(offline[0].labels))
+    as_jsonl = client.post(
+        "/v1/taggers/toy/predict-file",
+        files={"file": ("names.csv", csv, "text/csv")},
+        data={"output_format": "jsonl"},
+    )
+    rows = [json.loads(line) for line in as_jsonl.text.splitlines()]
+    assert [r["id"] for r in rows] == ["7", "8"]  # as CSV gives them
+    assert rows[1]["predicted"] == offline[1].labels
+    assert rows[1]["city"] == "上海"
+
+
+def test_a_bad_upload_is_one_line_naming_the_users_file(client: TestClient) -> None:
+    bad = client.post(
+        "/v1/taggers/toy/predict-file",
+        files={"file": ("names.csv", "text,city\n故宫,北京\n,上海\n".encode(), "text/csv")},
+    )
+    assert bad.status_code == 422
+    message = error_of(bad)["message"]
+    assert message.startswith("names.csv, row 3, field 'text'")
+    assert "/tmp" not in message and "tagger-upload" not in message
+    wrong = client.post("/v1/taggers/toy/predict-file", files={"file": ("names.exe", b"MZ", "x/y")})
+    assert wrong.status_code == 422
+    assert error_of(wrong)["field"] == "file"
+
+
+def test_an_upload_over_the_limit_is_refused(tagger_dir: Path) -> None:
+    with client_for(tagger_dir, max_upload_bytes=4096) as client:
+        assert wait_ready(client)
+        response = client.post(
+            "/v1/taggers/toy/predict-file",
+            files={"file": ("big.txt", ("故宫博物院\n" * 1000).encode(), "text/plain")},
+        )
+    assert response.status_code == 413
+
+
+def test_review_items_take_the_files_predictions_or_the_taggers(
+    client: TestClient, tagger_dir: Path
+) -> None:
+    predicted = "\n".join(
+        json.dumps({"id": i, "text": t, "predicted": ["Villages"]}, ensure_ascii=False)
+        for i, t in enumerate(NAMES[:2])
+    ).encode()
+    items = client.post(
+        "/v1/taggers/toy/review-items", files={"file": ("out.jsonl", predicted, "x")}
+    ).json()["items"]
+    assert [item["labels"] for item in items] == [["Villages"], ["Villages"]]
+    assert [item["id"] for item in items] == [0, 1]
+    plain = client.post(
+        "/v1/taggers/toy/review-items",
+        files={"file": ("names.txt", "\n".join(NAMES).encode(), "text/plain")},
+    ).json()["items"]
+    offline = Tagger.load(tagger_dir).predict(NAMES)
+    assert [item["labels"] for item in plain] == [p.labels for p in offline]
+
+
+# -- corrections ------------------------------------------------------------------------------
+
+
+def test_corrections_are_appended_in_the_format_training_reads(
+    client: TestClient, tmp_path: Path, runner
+) -> None:
+    first = client.post(
+        "/v1/taggers/toy/corrections",
+        json={
+            "text": "故宫博物院",
+            "labels": ["Museums & Galleries"],
+            "predicted": ["Others"],
+            "reviewer": "li",
+            "id": 42,
+            "review_id": "r-1",
+        },
+    )
+    assert first.status_code == 201, first.text
+    assert first.json() == {"written": True, "row": 1, "file": "reviewed.jsonl"}
+    again = client.post(
+        "/v1/taggers/toy/corrections",
+        json={"text": "故宫博物院", "labels": ["Museums & Galleries"], "review_id": "r-1"},
+    )
+    assert again.status_code == 200
+    assert again.json() == {"written": False, "row": 1, "file": "reviewed.jsonl"}
+    client.post("/v1/taggers/toy/corrections", json={"text": "乌镇", "labels": ["Villages"]})
+    path = tmp_path / "reviewed.jsonl"
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 2
+    assert lines[0]["text"] == "故宫博物院" and lines[0]["label"] == ["Museums & Galleries"]
+    assert lines[0]["source"] == "review" and lines[0]["reviewer"] == "li"
+    assert lines[0]["id"] == 42 and "time" in lines[0]
+    records = read_records(path, taxonomy=resolve_taxonomy("attractions"))
+    assert [r.labels for r in records] == [("Museums & Galleries",), ("Villages",)]
+    assert records[0].metadata["source"] == "review"
+    result = runner.invoke(cli, ["validate", str(path), "--taxonomy", "attractions"])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("labels", "why"),
+    [
+        ([], "at least 1"),
+        (["Others", "Villages"], "never stands beside"),
+        (["Villages", "Villages"], "twice"),
+        (["Castles"], "unknown label 'Castles'"),
+    ],
+)
+def test_a_correction_that_breaks_the_taxonomy_is_refused(
+    client: TestClient, tmp_path: Path, labels: list[str], why: str
+) -> None:
+    response = client.post("/v1/taggers/toy/corrections", json={"text": "某地", "labels": labels})
+    assert response.status_code == 422
+    assert why in error_of(response)["message"]
+    assert error_of(response)["field"] == "labels"
+    assert not (tmp_path / "reviewed.jsonl").exists()
+
+
+def test_labels_given_by_alias_are_written_as_ids() -> None:
+    from tagger_core import Taxonomy
+
+    taxonomy = Taxonomy(
+        name="t",
+        mode="single-label",
+        labels=[{"id": "park", "aliases": ["公园"]}, {"id": "museum"}],
+    )
+    assert canonical_labels(["公园"], taxonomy) == ["park"]
+    assert label_set_problem(["park", "museum"], taxonomy) is not None
+    assert label_set_problem(["park"], taxonomy) is None
+
+
+def test_writes_need_a_token_or_anonymous_review(tagger_dir: Path, tmp_path: Path) -> None:
+    body = {"text": "乌镇", "labels": ["Villages"]}
+    with client_for(tagger_dir, corrections=tmp_path / "r.jsonl") as client:
+        assert wait_ready(client)
+        refused = client.post("/v1/taggers/toy/corrections", json=body)
+        assert refused.status_code == 403
+        assert "--token" in error_of(refused)["message"]
+    with client_for(tagger_dir) as client:
+        assert wait_ready(client)
+        assert client.post("/v1/taggers/toy/corrections", json=body).status_code == 409
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_a_token_guards_every_api_endpoint(tagger_dir: Path, tmp_path: Path) -> None:
+    with client_for(tagger_dir, token="s3cret", corrections=tmp_path / "r.jsonl") as client:
+        assert client.get("/healthz").status_code == 200  # liveness probes need no secret
+        for method, path, body in [
+            ("get", "/readyz", None),
+            ("get", "/v1/taggers", None),
+            ("get", "/v1/taggers/toy", None),
+            ("post", "/v1/taggers/toy/predict", {"text": "故宫"}),
+            ("post", "/v1/taggers/toy/corrections", {"text": "乌镇", "labels": ["Villages"]}),
+        ]:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+                response = client.request(method, path, json=body, headers=headers)
+                assert response.status_code == 401, (path, headers)
+                assert error_of(response)["message"].startswith("a bearer token")
+        good = {"Authorization": "Bearer s3cret"}
+        deadline = time.monotonic() + 20
+        while client.get("/readyz", headers=good).status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        written = client.post(
+            "/v1/taggers/toy/corrections",
+            json={"text": "乌镇", "labels": ["Villages"]},
+            headers=good,
+        )
+        assert written.status_code == 201  # a token allows writes
+    assert len((tmp_path / "r.jsonl").read_text(encoding="utf-8").splitlines()) == 1
+
+
+def test_concurrent_writers_write_each_review_once(tmp_path: Path) -> None:
+    path = tmp_path / "reviewed.jsonl"
+    logs = [CorrectionLog(path), CorrectionLog(path)]  # as two server processes would
+
+    def write(i: int) -> bool:
+        entry = {"text": f"名字{i % 50}", "label": ["Villages"], "review_id": f"id-{i % 50}"}
+        return logs[i % 2].append(entry)[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        written = list(pool.map(write, range(200)))
+    assert sum(written) == 50
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert sorted(line["review_id"] for line in lines) == sorted(f"id-{i}" for i in range(50))
+
+
+def test_a_corrections_file_with_a_cut_line_is_refused(tmp_path: Path, runner, tagger_dir) -> None:
+    path = tmp_path / "reviewed.jsonl"
+    path.write_text('{"text": "乌镇", "label": ["Villages"]}\n{"text": "故', encoding="utf-8")
+    with pytest.raises(DataError, match=r"row 2: ends in an incomplete line"):
+        CorrectionLog(path)
+    result = runner.invoke(cli, ["serve", str(tagger_dir), "--corrections", str(path)])
+    assert "incomplete line" in one_line_error(result)
+    assert path.read_text(encoding="utf-8").endswith('"故')  # untouched
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def test_serve_refuses_what_it_cannot_serve(runner, tmp_path: Path, tagger_dir: Path) -> None:
+    missing = runner.invoke(cli, ["serve", str(tmp_path / "nothing")])
+    assert "not a tagger folder" in one_line_error(missing)
+    empty = runner.invoke(cli, ["serve", str(tmp_path)])
+    assert "no tagger here" in one_line_error(empty)
+    public = runner.invoke(
+        cli, ["serve", str(tagger_dir), "--host", "0.0.0.0", "--allow-anonymous-review"]
+    )
+    assert "loopback only" in one_line_error(public)
+
+
+def test_a_missing_serve_extra_is_one_line(runner, tagger_dir: Path, monkeypatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_fastapi(name: str, *args: object, **kwargs: object):
+        if name == "fastapi":
+            raise ImportError("No module named 'fastapi'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_fastapi)
+    result = runner.invoke(cli, ["serve", str(tagger_dir)])
+    assert 'pip install "tagger[serve]"' in one_line_error(result)
+
+
+def test_a_folder_of_taggers_is_served_by_folder_name(tagger_dir: Path) -> None:
+    from tagger_core.cli.serve import served_taggers
+
+    assert served_taggers((tagger_dir.parent,)) == {"toy": tagger_dir}
+    assert served_taggers((tagger_dir,)) == {"toy": tagger_dir}
+
+
+@pytest.mark.slow
+def test_a_stop_signal_lets_requests_in_flight_finish(tagger_dir: Path, tmp_path: Path) -> None:
+    import httpx
+
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "tagger"),
+            "serve",
+            str(tagger_dir),
+            "--port",
+            "0",
+            "--batch-wait-ms",
+            "1500",
+            "--max-batch",
+            "1000",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        url = re.search(r"on (http://\S+) ", line).group(1)  # type: ignore[union-attr]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.1)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(
+                httpx.post, f"{url}/v1/taggers/toy/predict", json={"texts": NAMES}, timeout=30
+            )
+            time.sleep(0.5)  # the request now waits in the batcher's 1.5 s window
+            process.send_signal(signal.SIGTERM)
+            response = pending.result(30)
+        assert response.status_code == 200
+        assert len(response.json()["predictions"]) == len(NAMES)
+        assert process.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+    finally:
+        process.kill()
+        process.wait()
