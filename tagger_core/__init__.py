@@ -87,6 +87,9 @@ _EXPORTS = {
     "optimize_rule": "tagger_core.workflows.optimize",
     "cross_validate": "tagger_core.workflows.crossval",
     "compare_sources": "tagger_core.workflows.compare",
+    # serving (the serve extra)
+    "create_app": "tagger_core.serve.app",
+    "ServeSettings": "tagger_core.serve.settings",
 }
 
 __all__ = ["__version__", "hookimpl", *_EXPORTS]
@@ -143,6 +146,8 @@ if TYPE_CHECKING:
     from tagger_core.registry import pm as plugin_manager
     from tagger_core.schemas import Constraints, Label, Mode, Prediction, Record, Taxonomy
     from tagger_core.scores import Scores, ScoreSpace
+    from tagger_core.serve.app import create_app
+    from tagger_core.serve.settings import ServeSettings
     from tagger_core.tagger import Tagger
     from tagger_core.taxonomy import TAXONOMY_SUFFIXES, label_matrix, load_taxonomy_file
     from tagger_core.workflows.compare import compare_sources

@@ -250,14 +250,22 @@ def test_a_tagger_that_fails_to_load_is_reported(tmp_path: Path) -> None:
 # -- micro-batching ---------------------------------------------------------------------------
 
 
-def fake_scores(texts: list[str]) -> Scores:
-    return Scores(np.array([[len(t), -len(t)] for t in texts], dtype=float), "multi-label")
+class Fake:
+    def __init__(self, logits: np.ndarray) -> None:
+        self.logits = logits
+
+    def rows(self, start: int, end: int) -> Fake:
+        return Fake(self.logits[start:end])
+
+
+def fake_scores(texts: list[str]) -> Fake:
+    return Fake(np.array([[len(t), -len(t)] for t in texts], dtype=float))
 
 
 def test_requests_that_arrive_together_are_scored_together() -> None:
     calls: list[int] = []
 
-    def slow(texts: list[str]) -> Scores:
+    def slow(texts: list[str]) -> Fake:
         calls.append(len(texts))
         time.sleep(0.05)
         return fake_scores(texts)
@@ -278,7 +286,7 @@ def test_requests_that_arrive_together_are_scored_together() -> None:
 def test_a_batch_never_exceeds_its_bound_and_a_failure_reaches_every_request() -> None:
     calls: list[int] = []
 
-    def record(texts: list[str]) -> Scores:
+    def record(texts: list[str]) -> Fake:
         calls.append(len(texts))
         if "boom" in texts:
             raise ValueError("boom")
@@ -602,3 +610,19 @@ def test_a_stop_signal_lets_requests_in_flight_finish(tagger_dir: Path, tmp_path
     finally:
         process.kill()
         process.wait()
+
+
+def test_a_tagger_that_cannot_load_stops_the_server_in_one_line(
+    runner, tagger_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    broken = tmp_path / "toy"
+    shutil.copytree(tagger_dir, broken)
+    victim = next(path for path in (broken / "encoder").rglob("*") if path.is_file())
+    victim.write_bytes(b"changed")
+    result = runner.invoke(cli, ["serve", str(broken), "--port", "0"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and victim.name in last, last

@@ -160,6 +160,7 @@ def test_tag_upload_download_and_correct_in_a_real_browser(server, browser, tmp_
     assert not find(By.ID, "save").is_enabled()
     box("Villages").click()
     assert find(By.ID, "save").is_enabled()
+    browser.execute_script("arguments[0].scrollIntoView()", find(By.ID, "review-position"))
     snap(browser, "review")
     find(By.ID, "save").click()
     wait_for(lambda: "saved to reviewed.jsonl" in find(By.ID, "message").text)

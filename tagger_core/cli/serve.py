@@ -129,10 +129,11 @@ def bound_socket(host: str, port: int) -> socket.socket:
 )
 @click.option(
     "--batch-wait-ms",
-    default=2.0,
+    default=5.0,
     show_default=True,
     type=click.FloatRange(min=0),
-    help="How long a batch waits for more requests once the queue is empty.",
+    help="How long a batch waits for the next request (10 such waits at most; never "
+    "more than half of what scoring one name costs).",
 )
 @click.option(
     "--max-batch",

@@ -19,14 +19,18 @@ import re
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import numpy as np
+import orjson
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
@@ -161,16 +165,36 @@ class ReviewItems(BaseModel):
 # -- the served taggers -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A batch's scores with the saved rule's decisions and the rounded probabilities,
+    computed once per batch on the scoring thread, not once per request."""
+
+    scores: Scores
+    chosen: np.ndarray
+    probabilities: np.ndarray
+
+    def rows(self, start: int, end: int) -> Scored:
+        part = np.arange(start, end)
+        return Scored(self.scores.subset(part), self.chosen[part], self.probabilities[part])
+
+
 class ServedTagger:
     """A loaded tagger and the way its requests are scored."""
 
-    def __init__(self, name: str, tagger: Tagger, settings: ServeSettings) -> None:
+    def __init__(
+        self, name: str, tagger: Tagger, settings: ServeSettings, call: float = 1.0
+    ) -> None:
         self.name = name
         self.tagger = tagger
+        # Waiting for company pays only when a call costs much more than its names: a
+        # batch waits at most half what scoring one name takes (``call`` seconds), so a
+        # TF-IDF tagger hardly waits and a BERT one waits the full --batch-wait-ms.
+        self.wait = min(settings.batch_wait_ms / 1000, call / 2)
         self.batcher = (
             MicroBatcher(
-                tagger.scores,
-                wait=settings.batch_wait_ms / 1000,
+                self.score,
+                wait=self.wait,
                 max_batch=settings.max_batch,
                 name=name,
             )
@@ -188,14 +212,25 @@ class ServedTagger:
             valid_rows=tagger.training.valid_rows,
         )
 
-    async def scores(self, texts: list[str]) -> Scores:
+    def score(self, texts: list[str]) -> Scored:
+        scores = self.tagger.scores(texts)
+        chosen = self.tagger.decide(scores)
+        return Scored(scores, chosen, scores.probabilities.round(6))
+
+    async def scores(self, texts: list[str]) -> Scored:
         if self.batcher is not None:
             return await self.batcher.scores(texts)
-        return await asyncio.to_thread(self.tagger.scores, texts)
+        return await asyncio.to_thread(self.score, texts)
 
     def close(self) -> None:
         if self.batcher is not None:
             self.batcher.close()
+
+
+def _timed(function: Callable[[list[str]], object], texts: list[str]) -> float:
+    began = time.perf_counter()
+    function(texts)
+    return time.perf_counter() - began
 
 
 def set_threads(tagger: Tagger, threads: int | None) -> None:
@@ -226,8 +261,8 @@ class Served:
                     return
                 tagger = Tagger.load(path, verify=self.settings.verify)
                 set_threads(tagger, self.settings.threads)
-                tagger.scores(["warm-up"])  # first-call costs (threads, caches) paid now
-                self.taggers[name] = ServedTagger(name, tagger, self.settings)
+                call = min(_timed(tagger.scores, ["warm-up"]) for _ in range(3))
+                self.taggers[name] = ServedTagger(name, tagger, self.settings, call)
                 log.info("tagger '%s' loaded from %s", name, path)
         except TaggerError as error:
             self.failure = str(error)
@@ -416,7 +451,16 @@ def create_app(settings: ServeSettings, on_failure: Callable[[str], None] | None
             return JSONResponse(body, 503)
         if not served.ready.is_set():
             return JSONResponse({"status": "loading", "loaded": loaded, "pending": pending}, 503)
-        return JSONResponse({"status": "ready", "loaded": loaded})
+        batching = {
+            name: {
+                "batches": t.batcher.batches,
+                "texts": t.batcher.texts,
+                "wait_ms": round(t.wait * 1000, 3),
+            }
+            for name, t in served.taggers.items()
+            if t.batcher is not None
+        }
+        return JSONResponse({"status": "ready", "loaded": loaded, "batching": batching})
 
     # -- taggers and prediction -----------------------------------------------------------
 
@@ -480,18 +524,20 @@ def create_app(settings: ServeSettings, on_failure: Callable[[str], None] | None
         dependencies=guarded,
         response_model=PredictResponse,
     )
-    async def predict(name: str, body: PredictRequest) -> dict[str, Any]:
+    async def predict(name: str, body: PredictRequest) -> Response:
         """Labels (ids and display names) and every label's score for one or many names."""
         target = served.get(name)
         texts, _ = texts_of(body)
         rule = rule_of(body.rule, body.rule_params)
-        scores = await target.scores(texts)
-        try:
-            chosen = target.tagger.decide(scores, rule).tolist()
-        except TaggerError as error:
-            raise ApiError(422, f"rule: {error}", "rule") from None
+        scored = await target.scores(texts)
+        chosen = scored.chosen.tolist()
+        if rule is not None:
+            try:
+                chosen = target.tagger.decide(scored.scores, rule).tolist()
+            except TaggerError as error:
+                raise ApiError(422, f"rule: {error}", "rule") from None
         ids = target.tagger.taxonomy.label_ids
-        probabilities = scores.probabilities.round(6).tolist() if body.scores else None
+        probabilities = scored.probabilities.tolist() if body.scores else None
         predictions = []
         for row, text in enumerate(texts):
             labels = [label for label, on in zip(ids, chosen[row], strict=True) if on]
@@ -505,7 +551,12 @@ def create_app(settings: ServeSettings, on_failure: Callable[[str], None] | None
                     else None,
                 }
             )
-        return {"tagger": name, "predictions": predictions}
+        # Serialised here (PredictResponse documents it): validating the answer that was
+        # just built would cost more per request than scoring a name in a batch.
+        return Response(
+            orjson.dumps({"tagger": name, "predictions": predictions}),
+            media_type="application/json",
+        )
 
     # -- files ----------------------------------------------------------------------------
 
@@ -568,10 +619,10 @@ def create_app(settings: ServeSettings, on_failure: Callable[[str], None] | None
             records = await asyncio.to_thread(_read_upload, path, options, settings.max_review_rows)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        scores = await target.scores([r.text for r in records]) if records else None
+        scored = await target.scores([r.text for r in records]) if records else None
         ids = target.tagger.taxonomy.label_ids
-        chosen = target.tagger.decide(scores).tolist() if scores is not None else []
-        probabilities = scores.probabilities.round(6).tolist() if scores is not None else []
+        chosen = scored.chosen.tolist() if scored is not None else []
+        probabilities = scored.probabilities.tolist() if scored is not None else []
         items = []
         for index, record in enumerate(records):
             proposed = record.metadata.get("predicted")

@@ -1,9 +1,10 @@
 """Micro-batching: texts from requests that arrive together are scored in one call.
 
-A BERT forward pass over 64 names costs little more than over one, so 64 clients sending
-one name each should cost one pass, not 64. One thread per tagger takes everything queued
-(waiting up to ``wait`` seconds for more, at most ``max_batch`` texts) and scores it as one
-batch; the encoder sorts the batch by length as it always does. Requests get their own
+A forward pass streams every weight of the model whatever the number of names, so 64
+clients sending one name each should cost one pass, not 64. One thread per tagger takes
+everything queued (and what keeps arriving, each request within ``wait`` seconds of the
+last, up to ``max_batch`` texts) and scores it as one batch; the encoder sorts the batch by
+length as it always does. Requests get their own
 rows back through futures, so the event loop never blocks on scoring.
 """
 
@@ -16,42 +17,53 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-
-import numpy as np
-
-from tagger_core.scores import Scores
+from typing import Generic, Protocol, TypeVar
 
 _STOP = object()
+# A batch keeps gathering while requests keep coming, each within ``wait`` of the last, for
+# at most this many waits: under load a whole round of clients joins one batch (their
+# requests arrive spread over the time the server takes to answer the previous round),
+# while a lone request waits only ``wait``.
+MAX_WAITS = 10
+
+
+class Rows(Protocol):
+    """What scoring a batch returns: anything whose rows can be cut back out per request."""
+
+    def rows(self, start: int, end: int) -> Rows: ...
+
+
+R = TypeVar("R", bound=Rows)
 
 
 @dataclass
-class _Job:
+class _Job(Generic[R]):
     texts: list[str]
-    future: Future[Scores] = field(default_factory=Future)
+    future: Future[R] = field(default_factory=Future)
 
 
-class MicroBatcher:
+class MicroBatcher(Generic[R]):
     """Scores lists of texts in shared batches on one thread."""
 
     def __init__(
-        self, score: Callable[[list[str]], Scores], *, wait: float, max_batch: int, name: str = ""
+        self, score: Callable[[list[str]], R], *, wait: float, max_batch: int, name: str = ""
     ) -> None:
         self.score = score
         self.wait = wait
         self.max_batch = max_batch
         self.jobs: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self.carried: _Job | None = None
+        self.carried: _Job[R] | None = None
         self.batches = 0  # how many scoring calls were made, and for how many texts
         self.texts = 0
         self.thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
         self.thread.start()
 
-    def submit(self, texts: list[str]) -> Future[Scores]:
-        job = _Job(list(texts))
+    def submit(self, texts: list[str]) -> Future[R]:
+        job: _Job[R] = _Job(list(texts))
         self.jobs.put(job)
         return job.future
 
-    async def scores(self, texts: list[str]) -> Scores:
+    async def scores(self, texts: list[str]) -> R:
         return await asyncio.wrap_future(self.submit(texts))
 
     def close(self) -> None:
@@ -72,13 +84,15 @@ class MicroBatcher:
         except queue.Empty:
             return None
 
-    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+    def _gather(self, first: _Job[R]) -> tuple[list[_Job[R]], bool]:
         """``first`` and the jobs that join it: all that is queued, then whatever arrives
         within the wait, while the batch has room. Returns the jobs and whether to stop."""
         batch, size = [first], len(first.texts)
-        deadline = time.monotonic() + self.wait
+        began = time.monotonic()
+        cap = began + MAX_WAITS * self.wait
+        deadline = began + self.wait
         while size < self.max_batch:
-            job = self._next(max(deadline - time.monotonic(), 0.0))
+            job = self._next(max(min(deadline, cap) - time.monotonic(), 0.0))
             if job is None:
                 break
             if job is _STOP:
@@ -89,6 +103,7 @@ class MicroBatcher:
                 break
             batch.append(job)
             size += len(job.texts)
+            deadline = time.monotonic() + self.wait  # they are still coming: wait on
         return batch, False
 
     def _run(self) -> None:
@@ -109,7 +124,7 @@ class MicroBatcher:
             if isinstance(job, _Job):
                 job.future.set_exception(RuntimeError("the server is shutting down"))
 
-    def _score(self, batch: list[_Job]) -> None:
+    def _score(self, batch: list[_Job[R]]) -> None:
         jobs = [job for job in batch if job.future.set_running_or_notify_cancel()]
         if not jobs:
             return
@@ -125,5 +140,5 @@ class MicroBatcher:
         start = 0
         for job in jobs:
             end = start + len(job.texts)
-            job.future.set_result(scores.subset(np.arange(start, end)))
+            job.future.set_result(scores.rows(start, end))  # type: ignore[arg-type]
             start = end
