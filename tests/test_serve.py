@@ -626,3 +626,71 @@ def test_a_tagger_that_cannot_load_stops_the_server_in_one_line(
     assert "Traceback" not in result.output
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("Error: ") and victim.name in last, last
+
+
+def test_cors_is_off_unless_an_origin_is_named(tagger_dir: Path) -> None:
+    preflight = {
+        "Origin": "https://cms.example.com",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+    }
+    with client_for(tagger_dir) as closed:
+        answer = closed.options("/v1/taggers/toy/predict", headers=preflight)
+        assert "access-control-allow-origin" not in answer.headers
+    with client_for(tagger_dir, cors_origins=["https://cms.example.com"]) as open_:
+        answer = open_.options("/v1/taggers/toy/predict", headers=preflight)
+        assert answer.headers["access-control-allow-origin"] == "https://cms.example.com"
+
+
+@pytest.mark.slow
+def test_two_worker_processes_write_each_review_once(tagger_dir: Path, tmp_path: Path) -> None:
+    import httpx
+
+    corrections = tmp_path / "reviewed.jsonl"
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "tagger"),
+            "serve",
+            str(tagger_dir),
+            "--port",
+            "0",
+            "--workers",
+            "2",
+            "--corrections",
+            str(corrections),
+            "--allow-anonymous-review",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        url = re.search(r"on (http://\S+) ", process.stderr.readline()).group(1)  # type: ignore[union-attr]
+        deadline = time.monotonic() + 90
+        ready = 0
+        while ready < 20:  # 20 new connections in a row ready: both workers are
+            try:
+                ready = ready + 1 if httpx.get(f"{url}/readyz").status_code == 200 else 0
+            except httpx.TransportError:
+                ready = 0
+            assert time.monotonic() < deadline, "workers did not become ready"
+            time.sleep(0.02)
+
+        def send(i: int) -> int:
+            body = {"text": f"名字{i % 10}", "labels": ["Villages"], "review_id": f"w-{i % 10}"}
+            with httpx.Client() as client:  # a new connection each: both workers take some
+                return client.post(f"{url}/v1/taggers/toy/corrections", json=body).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(send, range(60)))
+        assert statuses.count(201) == 10 and statuses.count(200) == 50
+        lines = corrections.read_text(encoding="utf-8").splitlines()
+        assert sorted(json.loads(line)["review_id"] for line in lines) == sorted(
+            f"w-{i}" for i in range(10)
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
