@@ -219,6 +219,7 @@ class EnsembleEncoder(Encoder[EnsembleParams]):
     """Averages the probabilities of member encoders with held-out weights."""
 
     name = "ensemble"
+    learns_from_validation = True  # its weights, and its members' early stopping
     description = "Weighted mean of member encoders' probabilities (default tfidf + bert)."
     model_param = "model"
 

@@ -234,6 +234,10 @@ class Encoder(Component[P]):
     # True when logits() already keeps every CPU busy (torch, BLAS): `tagger predict` then
     # scores in its own process, as a worker process would add memory, not speed.
     uses_all_cpus: ClassVar[bool] = False
+    # True when fit() learns from the validation rows itself (early stopping, fitted
+    # weights): `tagger cv` and `tagger tune` then hold some out of each training part even
+    # where the decision rule needs none (a single-label taxonomy's argmax).
+    learns_from_validation: ClassVar[bool] = False
 
     @abstractmethod
     def fit(

@@ -169,3 +169,23 @@ def test_bundled_examples(runner: CliRunner) -> None:
         [91, 92, 92],
         [92, 91, 92],
     )
+
+
+def test_encoders_that_learn_from_validation_get_rows_held_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A single-label taxonomy's argmax needs no validation rows, but early stopping and an
+    ensemble's weights do: cv holds 20 % out for them, and none for TF-IDF."""
+    from tagger_core import Tagger, Taxonomy
+    from tagger_core.registry import encoders
+    from tagger_core.workflows.train import DEFAULT_VALID_RATIO, valid_ratio_for
+
+    taxonomy = Taxonomy(name="t", mode="single-label", labels=[{"id": "a"}, {"id": "b"}])
+    tagger = Tagger.create(taxonomy, encoder="tfidf")
+    assert not tagger.rule.fittable
+    assert valid_ratio_for(tagger, None) == 0.0
+    monkeypatch.setattr(type(tagger.encoder), "learns_from_validation", True)
+    assert valid_ratio_for(tagger, None) == DEFAULT_VALID_RATIO
+    assert valid_ratio_for(tagger, 0.0) == 0.0  # asked for: as asked
+    assert encoders().get("bert").learns_from_validation
+    assert encoders().get("ensemble").learns_from_validation

@@ -160,6 +160,7 @@ class BertEncoder(Encoder[BertParams]):
     description = "Fine-tuned BERT (default bert-base-chinese; any local folder or hub id)."
     model_param = "model"
     uses_all_cpus = True
+    learns_from_validation = True  # early stopping
 
     @classmethod
     def search_space(cls, params: dict[str, Any]) -> dict[str, ParamRange]:

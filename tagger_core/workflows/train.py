@@ -159,11 +159,12 @@ def valid_ratio_for(
     tagger: Tagger, valid_ratio: float | None, objective: str | None = None
 ) -> float:
     """The validation share of each training set: as asked, or by default 0.2 when the
-    decision rule is fitted or chosen on validation scores (as in `tagger train --valid`),
-    else 0."""
+    decision rule is fitted or chosen on validation scores (as in `tagger train --valid`)
+    or the encoder learns from them (early stopping, an ensemble's weights), else 0."""
     if valid_ratio is None:
         chosen = objective is not None and rule_choices(tagger.taxonomy, objective) > 1
-        return DEFAULT_VALID_RATIO if tagger.rule.fittable or chosen else 0.0
+        needed = tagger.rule.fittable or chosen or tagger.encoder.learns_from_validation
+        return DEFAULT_VALID_RATIO if needed else 0.0
     if not 0.0 <= valid_ratio < 1.0:
         raise TaggerError(f"--valid-ratio must be in [0, 1), got {valid_ratio}")
     return valid_ratio
