@@ -247,7 +247,7 @@ BAD_TRAINING_FILES = {
     ),
     "unknown format": (
         lambda p: _write(p, "d.xml", "西湖"),
-        "{f}: unknown file suffix '.xml' (known: .csv, .json, .jsonl, .ndjson, .tab, .tsv, .txt, .xlsx); choose one with --format",
+        "{f}: unknown file suffix '.xml' (known: .csv, .json, .jsonl, .ndjson, .parquet, .pq, .tab, .tsv, .txt, .xlsx); choose one with --format",
     ),
 }
 
@@ -273,7 +273,7 @@ def test_bad_training_file(runner: CliRunner, tmp_path: Path, case: str) -> None
         ),
         ("--encoder", "bret", "unknown encoder 'bret'"),
         ("--rule", "treshold", "unknown decision rule 'treshold'"),
-        ("--format", "parquet", "unknown data source 'parquet'"),
+        ("--format", "avro", "unknown data source 'avro'"),
     ],
 )
 def test_unknown_component_names(

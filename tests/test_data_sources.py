@@ -220,9 +220,9 @@ def test_empty_file_has_no_records(tmp_path: Path) -> None:
 
 
 def test_unknown_suffix_and_format(tmp_path: Path) -> None:
-    path = tmp_path / "data.parquet"
+    path = tmp_path / "data.avro"
     path.write_text("x", encoding="utf-8")
-    with pytest.raises(PluginError, match=r"unknown file suffix '\.parquet'.*--format"):
+    with pytest.raises(PluginError, match=r"unknown file suffix '\.avro'.*--format"):
         read_records(path)
     with pytest.raises(PluginError, match=r"unknown data source 'jsn'.*did you mean 'json'"):
         read_records(path, format="jsn")

@@ -115,7 +115,15 @@ def test_builtins_arrive_through_entry_points() -> None:
     manager = registry.load_plugins()
     names = {name for name, _ in manager.list_name_plugin()}
     assert {"data_sources", "tfidf", "decision_rules", "attractions", "taxonomy_folders"} <= names
-    assert registry.data_sources().names() == ["csv", "json", "jsonl", "tsv", "txt", "xlsx"]
+    assert registry.data_sources().names() == [
+        "csv",
+        "json",
+        "jsonl",
+        "parquet",
+        "tsv",
+        "txt",
+        "xlsx",
+    ]
     assert registry.encoders().items["tfidf"].plugin == "tfidf"
     assert registry.taxonomies().items["attractions"].plugin == "attractions"
     manager.check_pending()  # every hookimpl matches a hookspec
