@@ -87,6 +87,7 @@ _EXPORTS = {
     "optimize_rule": "tagger_core.workflows.optimize",
     "cross_validate": "tagger_core.workflows.crossval",
     "compare_sources": "tagger_core.workflows.compare",
+    "suggest_names": "tagger_core.workflows.suggest",
     # serving (the serve extra)
     "create_app": "tagger_core.serve.app",
     "ServeSettings": "tagger_core.serve.settings",
@@ -154,5 +155,6 @@ if TYPE_CHECKING:
     from tagger_core.workflows.crossval import cross_validate
     from tagger_core.workflows.evaluate import EvaluationFiles, evaluate_to_files
     from tagger_core.workflows.optimize import optimize_rule
+    from tagger_core.workflows.suggest import suggest_names
     from tagger_core.workflows.train import build_tagger, rule_chooser
     from tagger_core.workflows.tune import tune
