@@ -23,7 +23,7 @@ ADDED = ("predicted", "uncertainty")
 )
 @click.option(
     "--diversity",
-    default=0.5,
+    default=0.2,
     show_default=True,
     type=click.FloatRange(0, 1),
     help="0: the most uncertain names, however alike; 1: as spread out as possible.",
