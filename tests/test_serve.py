@@ -564,8 +564,9 @@ def test_a_folder_of_taggers_is_served_by_folder_name(tagger_dir: Path) -> None:
     assert served_taggers((tagger_dir,)) == {"toy": tagger_dir}
 
 
-@pytest.mark.slow
-def test_a_stop_signal_lets_requests_in_flight_finish(tagger_dir: Path, tmp_path: Path) -> None:
+def start_server(tagger_dir: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
+    """`tagger serve` in a process of its own on a free port, once every worker is ready
+    (20 new connections in a row answered 200 by /readyz)."""
     import httpx
 
     process = subprocess.Popen(
@@ -575,37 +576,56 @@ def test_a_stop_signal_lets_requests_in_flight_finish(tagger_dir: Path, tmp_path
             str(tagger_dir),
             "--port",
             "0",
-            "--batch-wait-ms",
-            "1500",
-            "--max-batch",
-            "1000",
+            *options,
         ],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    assert process.stderr is not None
+    url = re.search(r"on (http://\S+) ", process.stderr.readline()).group(1)  # type: ignore[union-attr]
+    deadline = time.monotonic() + 90
+    ready = 0
+    while ready < 20:
+        try:
+            ready = ready + 1 if httpx.get(f"{url}/readyz").status_code == 200 else 0
+        except httpx.TransportError:
+            ready = 0
+        assert time.monotonic() < deadline, "the server did not become ready"
+        time.sleep(0.02)
+    return process, url
+
+
+@pytest.mark.slow
+def test_a_stop_signal_lets_requests_in_flight_finish(tagger_dir: Path) -> None:
+    """A request whose body is still arriving when SIGTERM comes is read to its end and
+    answered before the process exits."""
+    import socket
+
+    process, url = start_server(tagger_dir)
     try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        url = re.search(r"on (http://\S+) ", line).group(1)  # type: ignore[union-attr]
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.1)
-        with ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(
-                httpx.post, f"{url}/v1/taggers/toy/predict", json={"texts": NAMES}, timeout=30
+        host, port = url.removeprefix("http://").split(":")
+        body = json.dumps({"texts": NAMES}, ensure_ascii=False).encode()
+        with socket.create_connection((host, int(port))) as client:
+            client.sendall(
+                b"POST /v1/taggers/toy/predict HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:10]
             )
-            time.sleep(0.5)  # the request now waits in the batcher's 1.5 s window
+            time.sleep(0.3)
             process.send_signal(signal.SIGTERM)
-            response = pending.result(30)
-        assert response.status_code == 200
-        assert len(response.json()["predictions"]) == len(NAMES)
+            time.sleep(0.5)
+            assert process.poll() is None  # still waiting for this request
+            client.sendall(body[10:])
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+                if b"\r\n\r\n" in answer and answer.rstrip().endswith(b"}"):
+                    break
+        head, _, payload = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        assert len(json.loads(payload)["predictions"]) == len(NAMES)
         assert process.wait(30) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
     finally:
         process.kill()
@@ -647,34 +667,15 @@ def test_two_worker_processes_write_each_review_once(tagger_dir: Path, tmp_path:
     import httpx
 
     corrections = tmp_path / "reviewed.jsonl"
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "tagger"),
-            "serve",
-            str(tagger_dir),
-            "--port",
-            "0",
-            "--workers",
-            "2",
-            "--corrections",
-            str(corrections),
-            "--allow-anonymous-review",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
+    process, url = start_server(
+        tagger_dir,
+        "--workers",
+        "2",
+        "--corrections",
+        str(corrections),
+        "--allow-anonymous-review",
     )
     try:
-        assert process.stderr is not None
-        url = re.search(r"on (http://\S+) ", process.stderr.readline()).group(1)  # type: ignore[union-attr]
-        deadline = time.monotonic() + 90
-        ready = 0
-        while ready < 20:  # 20 new connections in a row ready: both workers are
-            try:
-                ready = ready + 1 if httpx.get(f"{url}/readyz").status_code == 200 else 0
-            except httpx.TransportError:
-                ready = 0
-            assert time.monotonic() < deadline, "workers did not become ready"
-            time.sleep(0.02)
 
         def send(i: int) -> int:
             body = {"text": f"名字{i % 10}", "labels": ["Villages"], "review_id": f"w-{i % 10}"}
