@@ -250,11 +250,11 @@ def ceiling(tagger: Path, texts: list[str], clients: int, seconds: float) -> dic
     import threading
 
     from tagger_core import Tagger
-    from tagger_core.serve.app import ServedTagger, _timed
     from tagger_core.serve.settings import ServeSettings
+    from tagger_core.serve.taggers import ServedTagger, timed
 
     loaded = Tagger.load(tagger)
-    call = min(_timed(loaded.scores, ["warm-up"]) for _ in range(3))
+    call = min(timed(loaded.scores, ["warm-up"]) for _ in range(3))
     served = ServedTagger("bench", loaded, ServeSettings(taggers={}), call)
     batcher = served.batcher
     assert batcher is not None

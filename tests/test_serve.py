@@ -211,7 +211,7 @@ def test_the_tagger_list_describes_taxonomy_encoder_and_validation(
 
 
 def test_readyz_waits_for_every_tagger(tagger_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tagger_core.serve.app as app_module
+    import tagger_core.serve.taggers as taggers_module
 
     release = threading.Event()
     real_load = Tagger.load
@@ -220,7 +220,7 @@ def test_readyz_waits_for_every_tagger(tagger_dir: Path, monkeypatch: pytest.Mon
         release.wait(10)
         return real_load(path, verify=verify)
 
-    monkeypatch.setattr(app_module.Tagger, "load", slow_load)
+    monkeypatch.setattr(taggers_module.Tagger, "load", slow_load)
     with client_for(tagger_dir) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         loading = client.get("/readyz")

@@ -15,358 +15,50 @@ import asyncio
 import hmac
 import logging
 import os
-import re
 import shutil
-import tempfile
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-import numpy as np
 import orjson
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
 from tagger_core.components import DecisionRule, FileOptions
 from tagger_core.data.io import writer_for
 from tagger_core.errors import TaggerError
-from tagger_core.registry import data_source_for, make_rule
-from tagger_core.schemas import ComponentSpec, Record, Taxonomy
-from tagger_core.scores import Scores
-from tagger_core.serve.batching import MicroBatcher
+from tagger_core.registry import make_rule
+from tagger_core.serve.bodies import (
+    ApiError,
+    CorrectionRequest,
+    CorrectionResponse,
+    PredictRequest,
+    PredictResponse,
+    ReviewItems,
+    TaggerInfo,
+    error_body,
+    field_name,
+)
 from tagger_core.serve.corrections import (
     REVIEW_SOURCE,
     CorrectionLog,
     canonical_labels,
     label_set_problem,
 )
+from tagger_core.serve.limits import TOO_LARGE, BodyLimit, too_large
 from tagger_core.serve.settings import ServeSettings
-from tagger_core.tagger import Tagger
-
-if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from tagger_core.serve.taggers import Served
+from tagger_core.serve.uploads import read_upload, saved_upload, tag_file
 
 log = logging.getLogger("tagger.serve")
 STATIC = Path(__file__).parent / "static"
 API = "/v1"
-
-
-# -- errors ---------------------------------------------------------------------------------
-
-
-class ApiError(Exception):
-    """A request the client can fix, answered as JSON with ``status``."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
-
-
-def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:
-    return {"error": {"status": status, "message": message, "field": field}}
-
-
-def field_name(location: Any) -> str:
-    """('body', 'texts', 3) → 'texts[3]'; the part of a pydantic location a client sent."""
-    parts = [p for p in location if p not in ("body", "query", "path", "form")]
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
-
-
-# -- request and response bodies ---------------------------------------------------------------
-
-
-class PredictRequest(BaseModel):
-    """One name (``text``) or many (``texts``); ``rule`` overrides the saved decision rule
-    as ``tagger predict --rule`` does."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: str | None = Field(default=None, examples=["故宫博物院"])
-    texts: list[str] | None = Field(default=None, examples=[["故宫博物院", "上海迪士尼乐园"]])
-    rule: str | None = Field(default=None, description="a decision rule's name")
-    rule_params: dict[str, Any] = Field(default_factory=dict)
-    scores: bool = Field(default=True, description="include every label's score")
-
-
-class PredictionOut(BaseModel):
-    text: str
-    labels: list[str]
-    display_names: list[str]
-    scores: dict[str, float] | None = None
-
-
-class PredictResponse(BaseModel):
-    tagger: str
-    predictions: list[PredictionOut]
-
-
-class TaggerInfo(BaseModel):
-    name: str
-    taxonomy: Taxonomy
-    encoder: ComponentSpec
-    rule: ComponentSpec
-    validation_metrics: dict[str, Any] | None = None
-    train_rows: int = 0
-    valid_rows: int = 0
-
-
-class CorrectionRequest(BaseModel):
-    """A reviewed label set: the labels a person accepted or chose for ``text``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    text: str
-    labels: list[str]
-    predicted: list[str] | None = Field(default=None, description="what the tagger said")
-    id: str | int | None = Field(default=None, description="the row's id in its file")
-    reviewer: str | None = Field(default=None, max_length=200)
-    review_id: str | None = Field(
-        default=None,
-        max_length=100,
-        description="a client-made id: a retry with the same one is not written twice",
-    )
-
-
-class CorrectionResponse(BaseModel):
-    written: bool
-    row: int
-    file: str
-
-
-class ReviewItem(BaseModel):
-    row: int
-    id: str | int | None = None
-    text: str
-    labels: list[str]  # proposed: the file's 'predicted' field, else the tagger's
-    file_labels: list[str] = Field(default_factory=list)
-    scores: dict[str, float]
-
-
-class ReviewItems(BaseModel):
-    tagger: str
-    file: str
-    items: list[ReviewItem]
-
-
-# -- the served taggers -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Scored:
-    """A batch's scores with the saved rule's decisions and the rounded probabilities,
-    computed once per batch on the scoring thread, not once per request."""
-
-    scores: Scores
-    chosen: np.ndarray
-    probabilities: np.ndarray
-
-    def rows(self, start: int, end: int) -> Scored:
-        part = np.arange(start, end)
-        return Scored(self.scores.subset(part), self.chosen[part], self.probabilities[part])
-
-
-class ServedTagger:
-    """A loaded tagger and the way its requests are scored."""
-
-    def __init__(
-        self, name: str, tagger: Tagger, settings: ServeSettings, call: float = 1.0
-    ) -> None:
-        self.name = name
-        self.tagger = tagger
-        # Waiting for company pays only when a call costs much more than its names: a
-        # batch waits at most half what scoring one name takes (``call`` seconds), so a
-        # TF-IDF tagger hardly waits and a BERT one waits the full --batch-wait-ms.
-        self.wait = min(settings.batch_wait_ms / 1000, call / 2)
-        self.batcher = (
-            MicroBatcher(
-                self.score,
-                wait=self.wait,
-                max_batch=settings.max_batch,
-                name=name,
-            )
-            if settings.batching
-            else None
-        )
-        self.display = {label.id: label.display_name for label in tagger.taxonomy.labels}
-        self.info = TaggerInfo(
-            name=name,
-            taxonomy=tagger.taxonomy,
-            encoder=ComponentSpec(name=tagger.encoder.name, params=tagger.encoder.params_dict()),
-            rule=ComponentSpec(name=tagger.rule.name, params=tagger.rule.params_dict()),
-            validation_metrics=tagger.training.validation_metrics,
-            train_rows=tagger.training.train_rows,
-            valid_rows=tagger.training.valid_rows,
-        )
-
-    def score(self, texts: list[str]) -> Scored:
-        scores = self.tagger.scores(texts)
-        chosen = self.tagger.decide(scores)
-        return Scored(scores, chosen, scores.probabilities.round(6))
-
-    async def scores(self, texts: list[str]) -> Scored:
-        if self.batcher is not None:
-            return await self.batcher.scores(texts)
-        return await asyncio.to_thread(self.score, texts)
-
-    def close(self) -> None:
-        if self.batcher is not None:
-            self.batcher.close()
-
-
-def _timed(function: Callable[[list[str]], object], texts: list[str]) -> float:
-    began = time.perf_counter()
-    function(texts)
-    return time.perf_counter() - began
-
-
-def set_threads(tagger: Tagger, threads: int | None) -> None:
-    """Give the encoder (and its members) ``threads`` CPU threads where it takes them."""
-    if threads is None:
-        return
-    for encoder in [tagger.encoder, *tagger.encoder.members().values()]:
-        if "threads" in type(encoder.params).model_fields:
-            encoder.params = encoder.params.model_copy(update={"threads": threads})
-
-
-class Served:
-    """The server's taggers, loaded in a thread after start so that /healthz answers at
-    once and /readyz says when every tagger is in."""
-
-    def __init__(self, settings: ServeSettings, on_failure: Callable[[str], None]) -> None:
-        self.settings = settings
-        self.on_failure = on_failure
-        self.taggers: dict[str, ServedTagger] = {}
-        self.failure: str | None = None
-        self.ready = threading.Event()
-        self.closing = False
-
-    def load(self) -> None:
-        try:
-            for name, path in self.settings.taggers.items():
-                if self.closing:
-                    return
-                tagger = Tagger.load(path, verify=self.settings.verify)
-                set_threads(tagger, self.settings.threads)
-                call = min(_timed(tagger.scores, ["warm-up"]) for _ in range(3))
-                self.taggers[name] = ServedTagger(name, tagger, self.settings, call)
-                log.info("tagger '%s' loaded from %s", name, path)
-        except TaggerError as error:
-            self.failure = str(error)
-            self.on_failure(self.failure)
-            return
-        except Exception as error:  # reported in one line; the server stops
-            self.failure = f"cannot load a tagger: {type(error).__name__}: {error}"
-            log.exception("loading failed")
-            self.on_failure(self.failure)
-            return
-        self.ready.set()
-
-    def get(self, name: str) -> ServedTagger:
-        if name in self.taggers:
-            return self.taggers[name]
-        if name in self.settings.taggers:
-            raise ApiError(503, f"tagger '{name}' is still loading; see /readyz")
-        known = ", ".join(sorted(self.settings.taggers)) or "none"
-        raise ApiError(404, f"no tagger '{name}' here (served: {known})", "name")
-
-    def close(self) -> None:
-        self.closing = True
-        for served in self.taggers.values():
-            served.close()
-
-
-# -- middleware -----------------------------------------------------------------------------------
-
-
-class BodyLimit:
-    """Refuses a body over its limit with 413 before reading it (by Content-Length) or as
-    soon as it passes the limit (chunked): a client cannot make the server hold more."""
-
-    def __init__(self, app: ASGIApp, json_limit: int, upload_limit: int) -> None:
-        self.app = app
-        self.json_limit = json_limit
-        self.upload_limit = upload_limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope["headers"])
-        upload = headers.get(b"content-type", b"").startswith(b"multipart/")
-        limit = self.upload_limit if upload else self.json_limit
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            await self._refuse(send, limit)
-            return
-        seen = 0
-        started = False
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    scope[TOO_LARGE] = limit  # FastAPI may turn the raise into a 400
-                    raise _TooLarge
-            return message
-
-        async def sending(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, sending)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send, limit)
-
-    @staticmethod
-    async def _refuse(send: Send, limit: int) -> None:
-        import json
-
-        body = json.dumps(error_body(413, too_large(limit))).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
-
-
-TOO_LARGE = "tagger.body_limit"  # set in the request's scope when its body passed the limit
-
-
-def too_large(limit: int) -> str:
-    return f"the request body is larger than this server's limit of {limit} bytes"
-
-
-# -- the app --------------------------------------------------------------------------------------
 
 
 def create_app(settings: ServeSettings, on_failure: Callable[[str], None] | None = None) -> FastAPI:
@@ -574,7 +266,7 @@ def create_app(settings: ServeSettings, on_failure: Callable[[str], None] | None
         """The uploaded file tagged: every input field kept, 'predicted' (and display
         names and scores) added, in the same format unless another is asked for."""
         target = served.get(name)
-        folder, path = await _saved_upload(file, settings.max_upload_bytes)
+        folder, path = await saved_upload(file, settings.max_upload_bytes)
         try:
             suffix = f".{output_format.lower().lstrip('.')}" if output_format else path.suffix
             output = folder / f"{path.stem}.tagged{suffix}"
@@ -586,7 +278,7 @@ def create_app(settings: ServeSettings, on_failure: Callable[[str], None] | None
             options = FileOptions(
                 text_field=text_field, label_field=label_field, require_labels=False
             )
-            await asyncio.to_thread(_tag_file, target.tagger, path, output, options, display)
+            await asyncio.to_thread(tag_file, target.tagger, path, output, options, display)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -611,12 +303,12 @@ def create_app(settings: ServeSettings, on_failure: Callable[[str], None] | None
         """The rows of an uploaded file as review items: the label set proposed for each
         (its 'predicted' field where it has one, else the tagger's) and every score."""
         target = served.get(name)
-        folder, path = await _saved_upload(file, settings.max_upload_bytes)
+        folder, path = await saved_upload(file, settings.max_upload_bytes)
         try:
             options = FileOptions(
                 text_field=text_field, label_field=label_field, require_labels=False
             )
-            records = await asyncio.to_thread(_read_upload, path, options, settings.max_review_rows)
+            records = await asyncio.to_thread(read_upload, path, options, settings.max_review_rows)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         scored = await target.scores([r.text for r in records]) if records else None
@@ -724,72 +416,6 @@ def _version() -> str:
     from tagger_core.version import __version__
 
     return __version__
-
-
-_UNSAFE = re.compile(r"[^\w.\-]+")
-
-
-async def _saved_upload(file: UploadFile, limit: int) -> tuple[Path, Path]:
-    """The upload copied to a private folder under a tidied version of its own name (so
-    that errors name the user's file, never a server path); the folder is the caller's."""
-    name = _UNSAFE.sub("_", Path(file.filename or "upload").name).lstrip(".") or "upload"
-    try:  # read by the same data sources as the CLI's files, chosen by the suffix
-        data_source_for(Path(name))
-    except TaggerError as error:
-        message = error.message.replace("; choose one with --format", "")
-        raise ApiError(422, f"file: {name}: {message}", "file") from None
-    folder = Path(tempfile.mkdtemp(prefix="tagger-upload-"))
-    path = folder / name
-    written = 0
-    try:
-        with open(path, "wb") as handle:
-            while block := await file.read(1 << 20):
-                written += len(block)
-                if written > limit:
-                    raise ApiError(413, f"file: larger than this server's limit of {limit} bytes")
-                handle.write(block)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return folder, path
-
-
-def _in_upload(error: TaggerError, path: Path) -> ApiError:
-    """A reader's one-line error about an upload, naming the file as the user sent it."""
-    message = str(error).replace(str(path.parent) + os.sep, "")
-    return ApiError(422, message, error.field)
-
-
-def _read_upload(path: Path, options: FileOptions, limit: int) -> list[Record]:
-    from tagger_core.data.io import iter_records
-
-    records: list[Record] = []
-    try:
-        for record in iter_records(path, None, options):
-            if len(records) >= limit:
-                raise ApiError(413, f"file: more than {limit} rows to review; split it")
-            if not record.text.strip():
-                raise ApiError(422, f"{path.name}, row {record.row}: empty text", "text")
-            records.append(record)
-    except TaggerError as error:
-        raise _in_upload(error, path) from None
-    return records
-
-
-def _tag_file(
-    tagger: Tagger, path: Path, output: Path, options: FileOptions, display: bool
-) -> None:
-    from tagger_core.data.io import iter_records
-    from tagger_core.workflows.predict import predict_to_file
-
-    try:
-        rows = predict_to_file(
-            tagger, iter_records(path, None, options), output, options=options, display=display
-        )
-    except TaggerError as error:
-        raise _in_upload(error, path) from None
-    if rows == 0:
-        raise ApiError(422, f"file: {path.name} has no rows", "file")
 
 
 SETTINGS_VARIABLE = "TAGGER_SERVE_SETTINGS"

@@ -1,0 +1,106 @@
+"""What the API's requests, answers and errors look like (the OpenAPI document at /docs
+is built from these models)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tagger_core.schemas import ComponentSpec, Taxonomy
+
+
+class ApiError(Exception):
+    """A request the client can fix, answered as JSON with ``status``."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"error": {"status": status, "message": message, "field": field}}
+
+
+def field_name(location: Any) -> str:
+    """('body', 'texts', 3) → 'texts[3]'; the part of a pydantic location a client sent."""
+    parts = [p for p in location if p not in ("body", "query", "path", "form")]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+class PredictRequest(BaseModel):
+    """One name (``text``) or many (``texts``); ``rule`` overrides the saved decision rule
+    as ``tagger predict --rule`` does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(default=None, examples=["故宫博物院"])
+    texts: list[str] | None = Field(default=None, examples=[["故宫博物院", "上海迪士尼乐园"]])
+    rule: str | None = Field(default=None, description="a decision rule's name")
+    rule_params: dict[str, Any] = Field(default_factory=dict)
+    scores: bool = Field(default=True, description="include every label's score")
+
+
+class PredictionOut(BaseModel):
+    text: str
+    labels: list[str]
+    display_names: list[str]
+    scores: dict[str, float] | None = None
+
+
+class PredictResponse(BaseModel):
+    tagger: str
+    predictions: list[PredictionOut]
+
+
+class TaggerInfo(BaseModel):
+    name: str
+    taxonomy: Taxonomy
+    encoder: ComponentSpec
+    rule: ComponentSpec
+    validation_metrics: dict[str, Any] | None = None
+    train_rows: int = 0
+    valid_rows: int = 0
+
+
+class CorrectionRequest(BaseModel):
+    """A reviewed label set: the labels a person accepted or chose for ``text``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    labels: list[str]
+    predicted: list[str] | None = Field(default=None, description="what the tagger said")
+    id: str | int | None = Field(default=None, description="the row's id in its file")
+    reviewer: str | None = Field(default=None, max_length=200)
+    review_id: str | None = Field(
+        default=None,
+        max_length=100,
+        description="a client-made id: a retry with the same one is not written twice",
+    )
+
+
+class CorrectionResponse(BaseModel):
+    written: bool
+    row: int
+    file: str
+
+
+class ReviewItem(BaseModel):
+    row: int
+    id: str | int | None = None
+    text: str
+    labels: list[str]  # proposed: the file's 'predicted' field, else the tagger's
+    file_labels: list[str] = Field(default_factory=list)
+    scores: dict[str, float]
+
+
+class ReviewItems(BaseModel):
+    tagger: str
+    file: str
+    items: list[ReviewItem]
