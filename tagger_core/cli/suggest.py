@@ -53,6 +53,7 @@ def suggest_command(
     with the tagger's guess as the starting label set (also in 'predicted', which the
     review page of `tagger serve` proposes) and each name's 'uncertainty' (1: on the
     threshold)."""
+    from tagger_core.components import record_fields
     from tagger_core.data.io import iter_records, record_writer, writer_for
     from tagger_core.errors import DataError
     from tagger_core.tagger import Tagger
@@ -81,12 +82,9 @@ def suggest_command(
                     row=record.row,
                     field=clash[0],
                 )
-            row: dict[str, object] = {}
-            if record.id is not None:
-                row["id"] = record.id
-            row[options.text_field] = record.text
-            row[options.label_field] = list(record.labels) or suggestion.guess
-            row.update(record.metadata)
+            row = record_fields(record, write_options)
+            if not record.labels:  # the guess is where the labels go, ready to correct
+                row[write_options.label_field] = suggestion.guess
             row["predicted"] = suggestion.guess
             row["uncertainty"] = round(suggestion.uncertainty, 4)
             rows.append(row)

@@ -55,6 +55,7 @@ from tagger_core.serve.limits import TOO_LARGE, BodyLimit, too_large
 from tagger_core.serve.settings import ServeSettings
 from tagger_core.serve.taggers import Served
 from tagger_core.serve.uploads import read_upload, saved_upload, tag_file
+from tagger_core.taxonomy import labels_of
 
 log = logging.getLogger("tagger.serve")
 STATIC = Path(__file__).parent / "static"
@@ -222,17 +223,17 @@ def create_app(settings: ServeSettings, on_failure: Callable[[str], None] | None
         texts, _ = texts_of(body)
         rule = rule_of(body.rule, body.rule_params)
         scored = await target.scores(texts)
-        chosen = scored.chosen.tolist()
+        chosen = scored.chosen
         if rule is not None:
             try:
-                chosen = target.tagger.decide(scored.scores, rule).tolist()
+                chosen = target.tagger.decide(scored.scores, rule)
             except TaggerError as error:
                 raise ApiError(422, f"rule: {error}", "rule") from None
         ids = target.tagger.taxonomy.label_ids
         probabilities = scored.probabilities.tolist() if body.scores else None
         predictions = []
         for row, text in enumerate(texts):
-            labels = [label for label, on in zip(ids, chosen[row], strict=True) if on]
+            labels = labels_of(chosen[row], target.tagger.taxonomy)
             predictions.append(
                 {
                     "text": text,
@@ -313,13 +314,13 @@ def create_app(settings: ServeSettings, on_failure: Callable[[str], None] | None
             shutil.rmtree(folder, ignore_errors=True)
         scored = await target.scores([r.text for r in records]) if records else None
         ids = target.tagger.taxonomy.label_ids
-        chosen = scored.chosen.tolist() if scored is not None else []
         probabilities = scored.probabilities.tolist() if scored is not None else []
         items = []
         for index, record in enumerate(records):
             proposed = record.metadata.get("predicted")
             if not (isinstance(proposed, list) and all(isinstance(x, str) for x in proposed)):
-                proposed = [label for label, on in zip(ids, chosen[index], strict=True) if on]
+                assert scored is not None  # records were scored
+                proposed = labels_of(scored.chosen[index], target.tagger.taxonomy)
             items.append(
                 {
                     "row": record.row or index + 1,

@@ -21,6 +21,7 @@ from tagger_core.data.normalize import match_key
 from tagger_core.schemas import Record
 from tagger_core.scores import Scores, sigmoid
 from tagger_core.tagger import Tagger
+from tagger_core.taxonomy import labels_of
 
 CHUNK = 2048
 SHORTLIST_PER_PICK = 20  # the diversity step looks at this many candidates per name wanted
@@ -84,7 +85,7 @@ def suggest_names(
         if not batch:
             continue
         scores = tagger.scores([record.text for record in batch])
-        chosen = tagger.decide(scores).tolist()
+        chosen = tagger.decide(scores)
         probabilities = scores.probabilities.round(6).tolist()
         values = uncertainty(tagger, scores).tolist()
         for record, value, row, probs in zip(batch, values, chosen, probabilities, strict=True):
@@ -93,7 +94,7 @@ def suggest_names(
             suggestion = Suggestion(
                 record=record,
                 uncertainty=value,
-                guess=[label for label, on in zip(ids, row, strict=True) if on],
+                guess=labels_of(row, tagger.taxonomy),
                 scores=dict(zip(ids, probs, strict=True)),
             )
             entry = (value, next(counter), suggestion)
