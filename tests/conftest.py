@@ -86,6 +86,16 @@ def train_args(data: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "--taxonomy", "attractions", "--train", str(data), "-o", str(out), *extra]
 
 
+def train_toy(folder: Path, name: str = "toy") -> Path:
+    """A default tagger trained on TOY through the CLI, as a user would, in ``folder/name``."""
+    from tagger_core.cli import cli
+
+    data = write_json(folder / "toy.json", [{"text": t, "label": labels} for t, labels in TOY])
+    result = CliRunner().invoke(cli, train_args(data, folder / name))
+    assert result.exit_code == 0, result.output
+    return folder / name
+
+
 def one_line_error(result) -> str:
     """The CLI's error output, checked to be exactly one 'Error: ...' line, no traceback."""
     assert result.exit_code == 2, (result.exit_code, result.output)

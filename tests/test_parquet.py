@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TOY, one_line_error, train_args, write_json
+from conftest import one_line_error, train_toy
 
 from tagger_core import FileOptions, Record, iter_records, read_records, write_records
 from tagger_core.cli import cli
@@ -54,20 +54,17 @@ def test_rows_stream_across_row_groups_with_their_numbers(tmp_path: Path) -> Non
 
 
 def test_predict_reads_and_writes_parquet_keeping_every_column(runner, tmp_path: Path) -> None:
-    data = write_json(tmp_path / "toy.json", [{"text": t, "label": labels} for t, labels in TOY])
-    assert runner.invoke(cli, train_args(data, tmp_path / "tagger")).exit_code == 0
+    tagger = train_toy(tmp_path)
     names = tmp_path / "names.parquet"
     pq.write_table(
         pa.table({"id": [1, 2], "text": ["故宫博物院", "水上乐园"], "city": ["北京", "广州"]}),
         names,
     )
     out = tmp_path / "tagged.parquet"
-    result = runner.invoke(
-        cli, ["predict", str(tmp_path / "tagger"), "-i", str(names), "-o", str(out)]
-    )
+    result = runner.invoke(cli, ["predict", str(tagger), "-i", str(names), "-o", str(out)])
     assert result.exit_code == 0, result.output
     as_jsonl = tmp_path / "tagged.jsonl"
-    runner.invoke(cli, ["predict", str(tmp_path / "tagger"), "-i", str(names), "-o", str(as_jsonl)])
+    runner.invoke(cli, ["predict", str(tagger), "-i", str(names), "-o", str(as_jsonl)])
     expected = [json.loads(line) for line in as_jsonl.read_text(encoding="utf-8").splitlines()]
     table = pq.read_table(out)
     assert table.column_names == ["id", "text", "city", "predicted", "scores"]

@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("fastapi", reason="needs the serve extra")
 pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx")
 
-from conftest import TOY, one_line_error, train_args
+from conftest import one_line_error, train_toy
 from fastapi.testclient import TestClient
 
 from tagger_core import Tagger, read_records
@@ -42,17 +42,7 @@ NAMES = ["故宫博物院", "迪士尼乐园", "黄山风景区", "乌镇古镇"
 
 @pytest.fixture(scope="module")
 def tagger_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from click.testing import CliRunner
-
-    folder = tmp_path_factory.mktemp("served")
-    data = folder / "toy.json"
-    data.write_text(
-        json.dumps([{"text": t, "label": labels} for t, labels in TOY], ensure_ascii=False),
-        encoding="utf-8",
-    )
-    result = CliRunner().invoke(cli, train_args(data, folder / "toy"))
-    assert result.exit_code == 0, result.output
-    return folder / "toy"
+    return train_toy(tmp_path_factory.mktemp("served"))
 
 
 def client_for(tagger_dir: Path, **settings: object) -> TestClient:

@@ -18,11 +18,9 @@ import pytest
 pytest.importorskip("fastapi", reason="needs the serve extra")
 webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (dev extra)")
 
-from click.testing import CliRunner  # noqa: E402
-from conftest import TOY, train_args  # noqa: E402
+from conftest import train_toy  # noqa: E402
 
 from tagger_core import Tagger  # noqa: E402
-from tagger_core.cli import cli  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -44,23 +42,17 @@ def server(tmp_path: Path):
     from tagger_core.serve.app import create_app
     from tagger_core.serve.settings import ServeSettings
 
-    data = tmp_path / "toy.json"
-    data.write_text(
-        json.dumps([{"text": t, "label": labels} for t, labels in TOY], ensure_ascii=False),
-        encoding="utf-8",
-    )
-    result = CliRunner().invoke(cli, train_args(data, tmp_path / "toy"))
-    assert result.exit_code == 0, result.output
+    tagger_dir = train_toy(tmp_path)
     corrections = tmp_path / "reviewed.jsonl"
     settings = ServeSettings(
-        taggers={"toy": tmp_path / "toy"}, corrections=corrections, anonymous_review=True
+        taggers={"toy": tagger_dir}, corrections=corrections, anonymous_review=True
     )
     sock = bound_socket("127.0.0.1", 0)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    yield url, tmp_path / "toy", corrections
+    yield url, tagger_dir, corrections
     server.should_exit = True
     thread.join(10)
 

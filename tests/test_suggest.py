@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import TOY, one_line_error, train_args, write_json
+from conftest import TOY, one_line_error, train_toy
 
 from tagger_core import Record, Scores, Tagger, read_records, resolve_taxonomy, suggest_names
 from tagger_core.cli import cli
@@ -18,11 +18,7 @@ from tagger_core.workflows.suggest import uncertainty
 
 @pytest.fixture(scope="module")
 def tagger(tmp_path_factory: pytest.TempPathFactory) -> Tagger:
-    folder = tmp_path_factory.mktemp("suggest")
-    data = write_json(folder / "toy.json", [{"text": t, "label": labels} for t, labels in TOY])
-    result = CliRunner().invoke(cli, train_args(data, folder / "tagger"))
-    assert result.exit_code == 0, result.output
-    return Tagger.load(folder / "tagger")
+    return Tagger.load(train_toy(tmp_path_factory.mktemp("suggest")))
 
 
 def test_uncertainty_is_closeness_to_the_threshold(tagger: Tagger) -> None:
