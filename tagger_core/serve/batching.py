@@ -76,11 +76,7 @@ class MicroBatcher(Generic[R]):
             job, self.carried = self.carried, None
             return job
         try:
-            return (
-                self.jobs.get(timeout=timeout)
-                if timeout is None or timeout > 0
-                else (self.jobs.get_nowait())
-            )
+            return self.jobs.get(block=timeout is None or timeout > 0, timeout=timeout)
         except queue.Empty:
             return None
 
