@@ -238,6 +238,9 @@ class Encoder(Component[P]):
     # weights): `tagger cv` and `tagger tune` then hold some out of each training part even
     # where the decision rule needs none (a single-label taxonomy's argmax).
     learns_from_validation: ClassVar[bool] = False
+    # False when fit() can start from the taxonomy alone, with no labelled rows (zero-shot
+    # from label names and descriptions): `tagger train` then takes no --train file.
+    needs_examples: ClassVar[bool] = True
 
     @abstractmethod
     def fit(
@@ -249,7 +252,8 @@ class Encoder(Component[P]):
         valid: tuple[list[str], np.ndarray] | None = None,
         seed: int = 0,
     ) -> None:
-        """Train on ``targets`` (n × L, 0/1); ``valid`` may drive early stopping."""
+        """Train on ``targets`` (n × L, 0/1); ``valid`` may drive early stopping. With
+        ``needs_examples`` off, ``texts`` may be empty."""
 
     @abstractmethod
     def logits(self, texts: list[str]) -> np.ndarray:
@@ -344,6 +348,13 @@ class DecisionRule(Component[P]):
     @abstractmethod
     def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
         """A boolean n × L matrix of chosen labels."""
+
+    def decisions(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
+        """What the core uses: :meth:`decide` as booleans, with the ancestors that a nested
+        taxonomy implies added (so no rule has to know about hierarchies)."""
+        from tagger_core.taxonomy import with_ancestors
+
+        return with_ancestors(np.asarray(self.decide(scores, taxonomy), dtype=bool), taxonomy)
 
     def label_thresholds(self, taxonomy: Taxonomy) -> dict[str, float] | None:
         """The threshold each label is held to, for rules that have one (reports)."""

@@ -64,6 +64,9 @@ class Taxonomy(BaseModel):
     description: str = ""
     labels: list[Label] = Field(min_length=1)
     constraints: Constraints = Field(default_factory=Constraints)
+    # Labels nested through `parent`: a name labelled with a child is also labelled with
+    # every ancestor, in training data, truth and predictions alike.
+    implies_ancestors: bool = True
 
     @field_validator("version", mode="before")
     @classmethod
@@ -89,7 +92,32 @@ class Taxonomy(BaseModel):
         for name in referenced:
             if name not in ids:
                 raise ValueError(f"constraint or parent refers to unknown label '{name}'")
+        self._check_hierarchy()
         return self
+
+    def _check_hierarchy(self) -> None:
+        parents = {label.id: label.parent for label in self.labels if label.parent}
+        for start in parents:
+            seen, current = {start}, parents.get(start)
+            while current is not None:
+                if current in seen:
+                    raise ValueError(f"label '{start}' is its own ancestor (a parent cycle)")
+                seen.add(current)
+                current = parents.get(current)
+        if not parents or not self.implies_ancestors:
+            return
+        if self.mode == "single-label":
+            raise ValueError(
+                "a single-label taxonomy cannot imply ancestors (a child and its parent are "
+                "two labels); set implies_ancestors: false or mode: multi-label"
+            )
+        nested = set(parents) | set(parents.values())
+        for name in self.constraints.exclusive:
+            if name in nested:
+                raise ValueError(
+                    f"exclusive label '{name}' has a parent or a child: the implied ancestor "
+                    "would stand beside it"
+                )
 
     @property
     def label_ids(self) -> list[str]:
@@ -100,6 +128,24 @@ class Taxonomy(BaseModel):
             if label.id == label_id:
                 return label
         raise KeyError(label_id)
+
+    @property
+    def hierarchical(self) -> bool:
+        """Whether any label has a parent."""
+        return any(label.parent for label in self.labels)
+
+    def ancestors(self, label_id: str) -> list[str]:
+        """The parent, its parent and so on up to a root."""
+        parents = {label.id: label.parent for label in self.labels}
+        out, current = [], parents.get(label_id)
+        while current is not None:
+            out.append(current)
+            current = parents.get(current)
+        return out
+
+    def children(self, label_id: str | None) -> list[str]:
+        """The labels whose parent is ``label_id`` (None: the roots), in taxonomy order."""
+        return [label.id for label in self.labels if label.parent == label_id]
 
     def resolve(self, name: str) -> str | None:
         """The label id that ``name`` (an id or an alias) stands for, or None."""

@@ -215,8 +215,8 @@ class Tagger:
     ) -> Tagger:
         """Fit the encoder on ``train``; with ``valid``, fit the rule (or let
         ``choose_rule`` replace it) and measure on the validation rows."""
-        if not train:
-            raise DataError("no training records")
+        if not train and self.encoder.needs_examples:
+            raise DataError(f"no training records (encoder '{self.encoder.name}' needs some)")
         targets = label_matrix(train, self.taxonomy)
         valid_pair = None
         if valid:
@@ -224,7 +224,8 @@ class Tagger:
                 self.normalize([r.text for r in valid]),
                 label_matrix(valid, self.taxonomy),
             )
-        self._warn_unseen_labels(targets)
+        if train:
+            self._warn_unseen_labels(targets)
         texts = self.normalize([r.text for r in train])
         self.encoder.fit(texts, targets, self.taxonomy, valid=valid_pair, seed=seed)
         self.training = TrainingInfo(
@@ -362,7 +363,7 @@ class Tagger:
         return make_rule(rule) if isinstance(rule, str) else rule
 
     def decide(self, scores: Scores, rule: RuleSpec = None) -> np.ndarray:
-        return np.asarray(self.rule_for(rule).decide(scores, self.taxonomy), dtype=bool)
+        return self.rule_for(rule).decisions(scores, self.taxonomy)
 
     def predict(self, texts: Sequence[str], rule: RuleSpec = None) -> list[Prediction]:
         """Labels and per-label probabilities for each text, in input order."""

@@ -100,7 +100,27 @@ def label_matrix(records: Sequence[Record], taxonomy: Taxonomy, field: str = "la
     matrix = np.zeros((len(records), len(taxonomy.labels)), dtype=np.float32)
     for i, record in enumerate(records):
         matrix[i, encoder.columns(record, field)] = 1.0
-    return matrix
+    return with_ancestors(matrix, taxonomy)
+
+
+def with_ancestors(matrix: np.ndarray, taxonomy: Taxonomy) -> np.ndarray:
+    """``matrix`` (n × L, 0/1 or boolean) with every ancestor of a set label set too, where
+    the taxonomy nests labels and implies ancestors; otherwise ``matrix`` itself."""
+    if not (taxonomy.hierarchical and taxonomy.implies_ancestors):
+        return matrix
+    index = {label_id: j for j, label_id in enumerate(taxonomy.label_ids)}
+    out = np.array(matrix, copy=True)
+    for j, label_id in enumerate(taxonomy.label_ids):
+        columns = [index[a] for a in taxonomy.ancestors(label_id)]
+        if columns:
+            on = out[:, j] > 0
+            out[np.ix_(on, np.asarray(columns))] = 1
+    return out
+
+
+def label_depths(taxonomy: Taxonomy) -> list[int]:
+    """Each label's depth in the hierarchy: 0 for a root, 1 for its children, …"""
+    return [len(taxonomy.ancestors(label_id)) for label_id in taxonomy.label_ids]
 
 
 def labels_of(row: np.ndarray, taxonomy: Taxonomy) -> list[str]:
@@ -136,3 +156,21 @@ def write_taxonomy(taxonomy: Taxonomy, path: Path) -> None:
     import yaml
 
     write_text(path, yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+
+
+def tree_lines(taxonomy: Taxonomy) -> list[tuple[str, str]]:
+    """The labels as an indented tree, roots in taxonomy order, each followed by its
+    children: (branch drawing + id, display name) per label."""
+    lines: list[tuple[str, str]] = []
+
+    def walk(parent: str | None, prefix: str) -> None:
+        children = taxonomy.children(parent)
+        for i, child in enumerate(children):
+            last = i == len(children) - 1
+            branch = "" if parent is None else prefix + ("└─ " if last else "├─ ")
+            lines.append((branch + child, taxonomy.label(child).name or ""))
+            inner = "" if parent is None else prefix + ("   " if last else "│  ")
+            walk(child, inner)
+
+    walk(None, "")
+    return lines

@@ -47,6 +47,11 @@ def print_evaluation(evaluation: Any, rule: str | None = None, choice: str = "")
         f"Hamming loss {e.hamming_loss:.3f}   lenient A {e.lenient_a:.3f}   "
         f"lenient B {e.lenient_b:.3f}"
     )
+    for level in e.levels:
+        click.echo(
+            f"level {level.level} ({level.labels} labels): exact match {level.exact_match:.3f}   "
+            f"micro F1 {level.micro_f1:.3f}   macro F1 {level.macro_f1:.3f}"
+        )
     if e.lrap is not None:
         click.echo(
             f"LRAP {_opt(e.lrap)}   ROC-AUC micro/macro {_opt(e.micro_roc_auc)}/"

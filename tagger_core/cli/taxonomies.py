@@ -74,6 +74,13 @@ def taxonomy_show(name: str, as_json: bool) -> None:
             [[label.id, label.name or "", label.description] for label in taxonomy.labels],
         )
     )
+    if taxonomy.hierarchical:
+        from tagger_core.taxonomy import tree_lines
+
+        implied = "implied" if taxonomy.implies_ancestors else "not implied"
+        click.echo()
+        click.echo(f"Hierarchy (ancestors of a label are {implied}):")
+        click.echo(format_table(["LABEL", "NAME"], [list(line) for line in tree_lines(taxonomy)]))
     constraints = taxonomy.constraints
     notes = []
     if constraints.exclusive:

@@ -53,6 +53,16 @@ class ConfusedPair(BaseModel):
     count: int
 
 
+class LevelMetrics(BaseModel):
+    """The figures of one depth of a nested taxonomy: its labels' columns alone."""
+
+    level: int = Field(description="0: the roots, 1: their children, …")
+    labels: int
+    exact_match: float
+    micro_f1: float
+    macro_f1: float
+
+
 class Evaluation(BaseModel):
     rows: int
     exact_match: float
@@ -95,6 +105,9 @@ class Evaluation(BaseModel):
         "[a, none] = a missed with no wrong label; [none, b] = b wrongly added, nothing missed",
     )
     confused_pairs: list[ConfusedPair] = Field(default_factory=list)
+    levels: list[LevelMetrics] = Field(
+        default_factory=list, description="per depth of a nested taxonomy (empty when flat)"
+    )
 
     def headline(self) -> dict[str, float]:
         return {
@@ -371,8 +384,37 @@ def evaluate_matrices(
         predicted_per_row=mean(rows["n_pred"]),
         confusion=view.tolist(),
         confused_pairs=confused_pairs(view, taxonomy.label_ids),
+        levels=level_figures(truth, pred, taxonomy),
         **score_figures,
     )
+
+
+def level_figures(truth: np.ndarray, pred: np.ndarray, taxonomy: Taxonomy) -> list[LevelMetrics]:
+    """Exact match, micro and macro F1 on each depth's columns of a nested taxonomy: how
+    well the tagger knows the broad groups, and how well the fine kinds within them."""
+    from tagger_core.taxonomy import label_depths
+
+    if not taxonomy.hierarchical or not len(truth):
+        return []
+    depths = np.asarray(label_depths(taxonomy))
+    out = []
+    for level in range(int(depths.max()) + 1):
+        columns = depths == level
+        t, p = truth[:, columns].astype(bool), pred[:, columns].astype(bool)
+        tp = (t & p).sum(axis=0)
+        errors = (t != p).sum(axis=0)  # FP + FN per label
+        f1 = _safe_div(2 * tp, 2 * tp + errors)
+        defined = (t.sum(axis=0) + p.sum(axis=0)) > 0  # as in the macro average above
+        out.append(
+            LevelMetrics(
+                level=level,
+                labels=int(columns.sum()),
+                exact_match=float((t == p).all(axis=1).mean()),
+                micro_f1=float(_safe_div(2 * tp.sum(), 2 * tp.sum() + errors.sum())),
+                macro_f1=float(f1[defined].mean()) if defined.any() else 0.0,
+            )
+        )
+    return out
 
 
 def classification_report_text(

@@ -576,6 +576,8 @@ nav a{margin-right:14px;font-size:13px;color:#2f5fb3;text-decoration:none}
 .card .v{font-size:24px;font-weight:600}.card .k{color:#5b6475;font-size:12px}
 .card .s{color:#8a93a3;font-size:11px}
 ul.findings li{margin:4px 0}
+ul.tree{list-style:none;padding-left:18px;border-left:1px solid #ddd;margin:4px 0}
+ul.tree li{margin:3px 0}
 table{border-collapse:collapse;width:100%;font-size:13px;margin:8px 0}
 th,td{padding:4px 8px;border-bottom:1px solid #eceef2;text-align:left;vertical-align:top}
 th{background:#f0f2f5;position:sticky;top:0;cursor:pointer;user-select:none}
@@ -749,6 +751,47 @@ def _errors_table(data: ReportInput) -> str:
     )
 
 
+def _hierarchy_section(data: ReportInput) -> str:
+    """The label tree with each label's F1 and support, and each level's figures; empty
+    for a flat taxonomy."""
+    t, e = data.taxonomy, data.evaluation
+    if not t.hierarchical:
+        return ""
+    figures = {m.label: m for m in e.per_label}
+
+    def branch(parent: str | None) -> str:
+        items = []
+        for child in t.children(parent):
+            m = figures[child]
+            items.append(
+                f"<li><b>{_e(_display(t, child))}</b> <span{_heat(m.f1)}>F1 {m.f1:.3f}</span> "
+                f'<span class="note">({m.support} true, {m.tp + m.fp} predicted)</span>'
+                f"{branch(child)}</li>"
+            )
+        return f'<ul class="tree">{"".join(items)}</ul>' if items else ""
+
+    rows = "".join(
+        f'<tr><td>{level.level}</td><td class="n">{level.labels}</td>'
+        f'<td class="n">{level.exact_match:.3f}</td><td class="n">{level.micro_f1:.3f}</td>'
+        f'<td class="n">{level.macro_f1:.3f}</td></tr>'
+        for level in e.levels
+    )
+    implied = (
+        "A label's ancestors are implied: in truth and predictions alike, a child brings "
+        "its parent."
+        if t.implies_ancestors
+        else "Ancestors are not implied: each label is predicted on its own."
+    )
+    return (
+        '<section id="hierarchy"><h2>Hierarchy</h2>'
+        f'<p class="note">{_e(implied)} Level 0 is the roots; each level is scored on its '
+        "own labels' columns.</p>"
+        '<table><thead><tr><th>level</th><th class="n">labels</th><th class="n">exact match'
+        '</th><th class="n">micro F1</th><th class="n">macro F1</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>{branch(None)}</section>"
+    )
+
+
 def render_report(data: ReportInput) -> str:
     """The whole page as one string: inline CSS and script, plots as base64 PNG."""
     e = data.evaluation
@@ -787,6 +830,8 @@ def render_report(data: ReportInput) -> str:
         "label's rows."
     )
     findings = "".join(f"<li>{item}</li>" for item in _findings(data))
+    hierarchy = _hierarchy_section(data)
+    hierarchy_link = '<a href="#hierarchy">Hierarchy</a>' if hierarchy else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -800,7 +845,7 @@ decision rule <code>{_e(rule)}</code>{_e(choice)}<br>
 Data: {_e(data_names)} ({e.rows} rows, {_pct(e.labels_per_row / max(len(t.labels), 1))} label
 density, {e.labels_per_row:.2f} labels per row) · report made {created}</div>
 <nav><a href="#summary">Summary</a><a href="#labels">Per label</a><a href="#sweep">Threshold
-sweep</a><a href="#confusion">Confusions</a><a href="#errors">Worst errors</a></nav>
+sweep</a><a href="#confusion">Confusions</a><a href="#errors">Worst errors</a>{hierarchy_link}</nav>
 <section id="summary"><h2>Summary</h2>
 {_cards(data)}
 <ul class="findings">{findings}</ul></section>
@@ -808,6 +853,7 @@ sweep</a><a href="#confusion">Confusions</a><a href="#errors">Worst errors</a></
 {_per_label_table(data)}
 {plot_labels}
 {plot_pr}</section>
+{hierarchy}
 <section id="sweep"><h2>Threshold sweep</h2>
 <p class="note">{_e(sweep_note)}</p>
 {plots_sweep}</section>

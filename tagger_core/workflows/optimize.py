@@ -81,7 +81,7 @@ def _key(objective: str) -> Callable[[Result], float]:
 
 
 def _decide(rule: Spec, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
-    return np.asarray(make_rule(rule["name"], rule["params"]).decide(scores, taxonomy), dtype=bool)
+    return make_rule(rule["name"], rule["params"]).decisions(scores, taxonomy)
 
 
 def _row_folds(n: int, folds: int, seed: int) -> np.ndarray:
@@ -277,14 +277,14 @@ def optimize(
     default = make_rule(default_rule_name(taxonomy.mode))
     baseline = Result(
         Candidate(f"default rule, unfitted: {default.describe()}", default.name),
-        quick_figures(truth, np.asarray(default.decide(scores, taxonomy), dtype=bool)),
+        quick_figures(truth, default.decisions(scores, taxonomy)),
         rule={"name": default.name, "params": default.params_dict()},
     )
     saved = None
     if current is not None:
         saved = Result(
             Candidate(f"saved rule: {current.describe()}", current.name),
-            quick_figures(truth, np.asarray(current.decide(scores, taxonomy), dtype=bool)),
+            quick_figures(truth, current.decisions(scores, taxonomy)),
             rule={"name": current.name, "params": current.params_dict()},
         )
     # Stable sort: among equal scores the simpler (earlier) candidate stays first.
