@@ -1,5 +1,6 @@
-"""BERT-Chinese encoders: fine-tuning (``bert``) and frozen features + linear head
-(``bert-frozen``).
+"""BERT-Chinese encoders: fine-tuning (``bert``), frozen features + linear head
+(``bert-frozen``), and label prototypes in a sentence-embedding space (``embedding``,
+zero- and few-shot).
 
 Importing this module is cheap: torch and transformers are imported inside the methods
 (from the sibling modules ``runtime``, ``finetune`` and ``frozen``), so ``tagger --help``
@@ -32,7 +33,7 @@ Device = str
 Precision = Literal["auto", "fp32", "bf16"]
 
 
-def _check_device(value: str) -> str:
+def check_device(value: str) -> str:
     if not _DEVICE.match(value):
         raise ValueError("device must be auto, cpu, mps, cuda or cuda:N")
     return value
@@ -93,7 +94,7 @@ class BertParams(BaseModel):
     @field_validator("device")
     @classmethod
     def _device_name(cls, value: str) -> str:
-        return _check_device(value)
+        return check_device(value)
 
 
 class FrozenParams(BaseModel):
@@ -119,7 +120,7 @@ class FrozenParams(BaseModel):
     @field_validator("device")
     @classmethod
     def _device_name(cls, value: str) -> str:
-        return _check_device(value)
+        return check_device(value)
 
 
 def _check_labels(config: Any, taxonomy: Taxonomy, directory: Path) -> None:
@@ -133,7 +134,7 @@ def _check_labels(config: Any, taxonomy: Taxonomy, directory: Path) -> None:
         )
 
 
-def _read_state(directory: Path) -> dict[str, Any]:
+def read_state(directory: Path) -> dict[str, Any]:
     try:
         state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -147,7 +148,7 @@ def _read_state(directory: Path) -> dict[str, Any]:
     return state
 
 
-def _write_state(directory: Path, state: dict[str, Any]) -> None:
+def write_state(directory: Path, state: dict[str, Any]) -> None:
     (directory / STATE_FILE).write_text(
         json.dumps(state, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
@@ -239,7 +240,7 @@ class BertEncoder(Encoder[BertParams]):
         with quiet_transformers():
             self.model.save_pretrained(directory)
             self.tokenizer.save_pretrained(directory)
-        _write_state(
+        write_state(
             directory,
             {
                 "encoder": self.name,
@@ -255,7 +256,7 @@ class BertEncoder(Encoder[BertParams]):
         from .finetune import problem_type
         from .runtime import ModelSource, load_saved, load_tokenizer, materialize, resolve_device
 
-        state = _read_state(directory)
+        state = read_state(directory)
         source = ModelSource(str(directory), True)
         model = load_saved(AutoModelForSequenceClassification, directory, "weights")
         _check_labels(model.config, taxonomy, directory)
@@ -369,7 +370,7 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
             self.extractor.backbone.save_pretrained(directory)
             self.extractor.tokenizer.save_pretrained(directory)
         np.savez(directory / HEAD_FILE, weight=self.weight, bias=self.bias)
-        _write_state(
+        write_state(
             directory,
             {
                 "encoder": self.name,
@@ -385,7 +386,7 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
         from .frozen import extractor_for
         from .runtime import ModelSource, load_saved, load_tokenizer
 
-        state = _read_state(directory)
+        state = read_state(directory)
         try:
             with np.load(directory / HEAD_FILE, allow_pickle=False) as head:
                 weight, bias = head["weight"], head["bias"]
@@ -405,5 +406,8 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
 
 @hookimpl
 def register_encoders(register):  # type: ignore[no-untyped-def]
+    from .embedding import EmbeddingEncoder
+
     register(BertEncoder)
     register(FrozenBertEncoder)
+    register(EmbeddingEncoder)

@@ -22,10 +22,10 @@ from tagger_core.cli.options import (
 @click.option(
     "--train",
     "train_paths",
-    required=True,
     multiple=True,
     type=click.Path(path_type=Path),
-    help="Labelled training file (repeatable).",
+    help="Labelled training file (repeatable); none for an encoder that starts from the "
+    "taxonomy alone (zero-shot).",
 )
 @click.option(
     "--valid",
@@ -55,6 +55,7 @@ def train_command(
     **kwargs: Any,
 ) -> None:
     """Train a tagger on labelled files and save it to OUTPUT."""
+    from tagger_core.errors import TaggerError
     from tagger_core.registry import resolve_taxonomy
     from tagger_core.tagger import check_tagger_target
     from tagger_core.workflows.train import train_and_save
@@ -62,6 +63,16 @@ def train_command(
     check_tagger_target(output, force)
     objective = training_objective(kwargs)
     tagger = tagger_factory(resolve_taxonomy(taxonomy_name), kwargs)()
+    if not train_paths and tagger.encoder.needs_examples:
+        from tagger_core.registry import encoders
+
+        collection = encoders()
+        zero_shot = [n for n in collection.names() if not collection.get(n).needs_examples]
+        others = f" (these start from the taxonomy alone: {', '.join(zero_shot)})"
+        raise TaggerError(
+            f"--train is required: encoder '{tagger.encoder.name}' learns from labelled names"
+            + (others if zero_shot else "")
+        )
     taxonomy = tagger.taxonomy
     train, train_files = read_all(train_paths, kwargs, taxonomy=taxonomy)
     valid, valid_files = read_all(valid_paths, kwargs, taxonomy=taxonomy)
