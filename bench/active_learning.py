@@ -4,6 +4,10 @@
     .venv/bin/python bench/active_learning.py --set poi --seeds 0,1,2
     .venv/bin/python bench/active_learning.py --set tripadvisor --seeds 0,1,2
 
+TripAdvisor ships as one file (1,581 names): its train and test parts are made once with
+`tagger split --ratios 3:1` (stratified on every label, seed 0) under bench-out/, from the
+pool that bench/learning_curve.py writes (the file less its one name without text).
+
 Each seed starts both strategies from the same 50 random names; at each step the TF-IDF
 tagger (defaults) is retrained on what is labelled so far, and the next names are either
 drawn at random from the rest or chosen by `suggest_names` (--diversity, default 0.5 here) on the rest,
@@ -15,20 +19,38 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 from tagger_core import Record, Tagger, load_taxonomy_file, read_records, suggest_names
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
+SPLITS = REPO / "bench-out" / "active-split"
 SETS = {
     "poi": ("poi_building_types/train.json", "poi_building_types/test.json", "poi.yaml"),
     "tripadvisor": (
-        "tripadvisor_attractions_en/train.json",
-        "tripadvisor_attractions_en/test.json",
+        str(SPLITS / "tripadvisor/train.json"),
+        str(SPLITS / "tripadvisor/test.json"),
         "tripadvisor.yaml",
     ),
 }
+
+
+def split_tripadvisor() -> None:
+    """The train and test parts of the one TripAdvisor file, made once."""
+    folder = SPLITS / "tripadvisor"
+    if (folder / "test.json").exists():
+        return
+    tagger = str(Path(sys.executable).parent / "tagger")
+    source = REPO / "bench-out/curve/tripadvisor-pool.json"
+    if not source.exists():
+        raise SystemExit(f"{source} is missing: run bench/learning_curve.py for tripadvisor")
+    command = [tagger, "split", str(source), "--ratios", "3:1", "--names", "train,test"]
+    subprocess.run([*command, "-o", str(folder)], check=True)
+
+
 STEPS = (50, 100, 200, 300, 500, 700, 1000)
 
 
@@ -75,6 +97,10 @@ def main() -> None:
         "--evaluate-on", default="test", choices=["test", "validation"], help="split scored"
     )
     args = parser.parse_args()
+    if args.set == "tripadvisor":
+        split_tripadvisor()
+        if args.evaluate_on == "validation":
+            parser.error("the TripAdvisor split has no validation part")
     train_file, test_file, taxonomy_file = SETS[args.set]
     taxonomy = load_taxonomy_file(REPO / "bench-out" / "curve" / taxonomy_file)
     pool = read_records(SHARED / train_file, taxonomy=taxonomy)

@@ -269,7 +269,7 @@ def test_bad_training_file(runner: CliRunner, tmp_path: Path, case: str) -> None
         (
             "--taxonomy",
             "atractions",
-            "unknown taxonomy 'atractions' (known: attractions; did you mean 'attractions'?) — or give a file path",
+            "unknown taxonomy 'atractions' (known: attractions, attractions-grouped; did you mean 'attractions'?) — or give a file path",
         ),
         ("--encoder", "bret", "unknown encoder 'bret'"),
         ("--rule", "treshold", "unknown decision rule 'treshold'"),

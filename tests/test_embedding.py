@@ -159,3 +159,19 @@ def test_embedding_is_an_ensemble_member(tiny_bert: Path) -> None:
     tagger.train(bf.records(120, seed=0), bf.records(60, seed=1))
     assert set(tagger.encoder.members()) == {"tfidf", "embedding"}
     assert tagger.evaluate(bf.records(100, seed=3)).exact_match > 0.5
+
+
+def test_label_text_cosines_closest_and_mean() -> None:
+    from tagger_plugins.bert import zero_shot
+
+    rng = np.random.default_rng(1)
+    texts = zero_shot.normalized(rng.normal(size=(5, 6)))  # label 0: rows 0-1, label 1: 2-4
+    starts = np.array([0, 2])
+    names = zero_shot.normalized(rng.normal(size=(3, 6)))
+    all_cosines = names @ texts.T
+    closest = zero_shot.text_cosines(names, texts, starts, "closest")
+    np.testing.assert_allclose(closest[:, 0], all_cosines[:, :2].max(axis=1), atol=1e-6)
+    np.testing.assert_allclose(closest[:, 1], all_cosines[:, 2:].max(axis=1), atol=1e-6)
+    mean = zero_shot.text_cosines(names, texts, starts, "mean")
+    centre = zero_shot.normalized(texts[2:].mean(axis=0, keepdims=True))
+    np.testing.assert_allclose(mean[:, 1], (names @ centre.T)[:, 0], atol=1e-6)

@@ -32,6 +32,10 @@ class EmbeddingParams(BaseModel):
     label_text: Literal["all", "names", "description"] = Field(
         default="all", description="label texts embedded: names, description, or both"
     )
+    label_match: Literal["closest", "mean"] = Field(
+        default="closest",
+        description="a name against the closest of a label's texts, or their mean vector",
+    )
     description_weight: float = Field(
         default=4.0, ge=0, description="weight of a label's own texts against one example"
     )
@@ -73,6 +77,7 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
     def search_space(cls, params: dict[str, Any]) -> dict[str, ParamRange]:
         return {
             "label_text": ParamRange(choices=("all", "names", "description")),
+            "label_match": ParamRange(choices=("closest", "mean")),
             "description_weight": ParamRange(0.25, 16.0, log=True),
         }
 
@@ -142,7 +147,7 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
                 descriptions, examples, targets, self.p.description_weight
             )
             units = zero_shot.normalized(examples)
-            closest = zero_shot.closest_text(units, text_vectors, self.starts)
+            closest = zero_shot.text_cosines(units, text_vectors, self.starts, self.p.label_match)
             others = targets.sum(axis=0)[None, :] - targets > 0  # examples besides this one
             cosines.append(zero_shot.combine(closest, left_out, others))
             truth.append(targets)
@@ -164,7 +169,12 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
         assert self.prototypes is not None and self.text_vectors is not None
         units = zero_shot.normalized(self._vectors(texts))
         return zero_shot.similarities(
-            units, self.text_vectors, self.starts, self.prototypes, self.with_examples
+            units,
+            self.text_vectors,
+            self.starts,
+            self.prototypes,
+            self.with_examples,
+            self.p.label_match,
         )
 
     def logits(self, texts: list[str]) -> np.ndarray:

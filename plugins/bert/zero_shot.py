@@ -91,9 +91,16 @@ def leave_one_out_cosines(
     return np.asarray(dots / np.sqrt(np.maximum(squares, 1e-12)), dtype=np.float32)
 
 
-def closest_text(units: np.ndarray, text_vectors: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Per label, the cosine of each name to the closest of the label's texts
-    (``text_vectors`` unit rows grouped by label; ``starts``: each label's first row)."""
+def text_cosines(
+    units: np.ndarray, text_vectors: np.ndarray, starts: np.ndarray, match: str = "closest"
+) -> np.ndarray:
+    """Per label, the cosine of each name to the closest of the label's texts, or (``match``
+    "mean") to the mean of their vectors. ``text_vectors``: unit rows grouped by label;
+    ``starts``: each label's first row."""
+    if match == "mean":
+        owners = np.searchsorted(starts, np.arange(len(text_vectors)), side="right") - 1
+        means = description_vectors(text_vectors, list(owners), len(starts))
+        return np.asarray(units @ means.T, np.float32)
     return np.asarray(np.maximum.reduceat(units @ text_vectors.T, starts, axis=1), np.float32)
 
 
@@ -103,10 +110,12 @@ def similarities(
     starts: np.ndarray,
     prototypes: np.ndarray,
     with_examples: np.ndarray,
+    match: str = "closest",
 ) -> np.ndarray:
-    """n × L: the closest-text cosine, or the prototype cosine where it is larger for
-    the labels ``with_examples`` (a boolean per label, or n × L for leave-one-out)."""
-    closest = closest_text(units, text_vectors, starts)
+    """n × L: the label-text cosine (:func:`text_cosines`), or the prototype cosine where it
+    is larger for the labels ``with_examples`` (a boolean per label, or n × L for
+    leave-one-out)."""
+    closest = text_cosines(units, text_vectors, starts, match)
     return combine(closest, units @ prototypes.T, with_examples)
 
 
