@@ -187,7 +187,7 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
         return zero_shot.logits_for(self._cosines(texts), self.multi_label, self.margin, self.scale)
 
     def save(self, directory: Path) -> None:
-        if self.extractor is None or self.prototypes is None:
+        if self.extractor is None or self.prototypes is None or self.text_vectors is None:
             raise ModelError("the embedding encoder is not trained")
         from tagger_plugins.bert import write_state
 
