@@ -283,6 +283,13 @@ class Encoder(Component[P]):
         """``params`` with a trial's ``values`` (keys as :meth:`search_space` names them)."""
         return {**params, **values}
 
+    def export_onnx(self, directory: Path, *, quantize: str) -> Path:
+        """Write an ONNX model of the trained encoder below ``directory`` (the folder it
+        saved itself in) and return the file, for `tagger export --onnx`; ``quantize`` is
+        "none" or "int8". An encoder that can use it takes a ``runtime`` parameter
+        (``auto``: the ONNX model where there is one). None can by default."""
+        raise PluginError(f"encoder '{self.name}' cannot be exported to ONNX")
+
     def members(self) -> dict[str, Encoder[Any]]:
         """The trained encoders whose scores this one combines, by name (an ensemble's),
         so that training and `tagger evaluate` can measure each alone; none by default.

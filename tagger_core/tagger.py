@@ -72,6 +72,9 @@ class Manifest(BaseModel):
     # SHA-256 of every file the tagger wrote (path relative to the tagger folder): loading
     # refuses a changed or missing one. Empty in taggers saved before this was recorded.
     files: dict[str, str] = Field(default_factory=dict)
+    # Fast-path copies of the encoder written by `tagger export`, by format ("onnx"): the
+    # file, its SHA-256, the quantisation and what the export check measured.
+    exports: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 def library_versions() -> dict[str, str]:
@@ -167,8 +170,11 @@ class Tagger:
         self.rule = rule
         self.normalizers = list(normalizers)
         self.training = TrainingInfo()
-        # Where the tagger was loaded from or last saved: worker processes load it there.
+        self.exports: dict[str, dict[str, Any]] = {}
+        # Where the tagger was loaded from or last saved: worker processes load it there,
+        # with the same runtime.
         self.directory: Path | None = None
+        self.runtime: str | None = None
 
     @classmethod
     def create(
@@ -228,6 +234,7 @@ class Tagger:
             self._warn_unseen_labels(targets)
         texts = self.normalize([r.text for r in train])
         self.encoder.fit(texts, targets, self.taxonomy, valid=valid_pair, seed=seed)
+        self.exports = {}  # exported copies were of the encoder before this training
         self.training = TrainingInfo(
             seed=seed,
             train=list(train_files),
@@ -432,6 +439,7 @@ class Tagger:
                 ComponentSpec(name=n.name, params=n.params_dict()) for n in self.normalizers
             ],
             training=self.training,
+            exports=self.exports,
         )
 
     def save(self, path: str | Path, *, force: bool = False) -> Path:
@@ -448,17 +456,7 @@ class Tagger:
             self.encoder.save(staging / ENCODER_DIR)
             manifest = self.manifest().model_copy(update={"files": file_digests(staging)})
             (staging / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
-            if path.exists() and exchange(staging, path):
-                shutil.rmtree(staging, ignore_errors=True)  # it now holds the old tagger
-            elif path.exists():  # no atomic swap here: a kill between the renames leaves
-                retired = Path(  # the old tagger in .NAME.*.old, restored by the next save
-                    tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent)
-                )
-                path.rename(retired / "tagger")
-                staging.rename(path)
-                shutil.rmtree(retired, ignore_errors=True)
-            else:
-                staging.rename(path)
+            publish(staging, path)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -466,9 +464,10 @@ class Tagger:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, *, verify: bool = True) -> Tagger:
+    def load(cls, path: str | Path, *, verify: bool = True, runtime: str | None = None) -> Tagger:
         """The tagger saved at ``path``; with ``verify`` (the default) every file is first
-        checked against the SHA-256 its manifest records."""
+        checked against the SHA-256 its manifest records. ``runtime`` ("torch", "onnx")
+        overrides the encoder's choice (by default its ONNX export where there is one)."""
         path = Path(path)
         if not path.exists():
             backups = sorted(path.parent.glob(f".{path.name}.*.old/tagger"))
@@ -498,7 +497,11 @@ class Tagger:
             raise ModelError(f"unsupported tagger format '{manifest.format}'", file=manifest_path)
         if verify:
             verify_files(path, manifest.files)
-        encoder = make_encoder(manifest.encoder.name, manifest.encoder.params)
+        params = dict(manifest.encoder.params)
+        chosen = runtime and runtime_param(manifest.encoder.name, runtime, manifest.exports)
+        if chosen:
+            params["runtime"] = chosen
+        encoder = make_encoder(manifest.encoder.name, params)
         try:
             encoder.load(path / ENCODER_DIR, manifest.taxonomy)
         except TaggerError:
@@ -515,5 +518,40 @@ class Tagger:
             [make_normalizer(spec.name, spec.params) for spec in manifest.normalizers],
         )
         tagger.training = manifest.training
+        tagger.exports = manifest.exports
         tagger.directory = path
+        tagger.runtime = runtime
         return tagger
+
+
+def runtime_param(encoder: str, runtime: str, exports: dict[str, Any]) -> str | None:
+    """``runtime`` checked against what the encoder takes and the tagger holds; None for
+    an encoder with a single runtime (itself: "torch" and "auto" name it too)."""
+    from tagger_core.registry import encoders
+
+    if "runtime" not in encoders().get(encoder).Params.model_fields:
+        if runtime == "onnx":
+            raise TaggerError(f"encoder '{encoder}' has a single runtime; it has no ONNX export")
+        return None
+    if runtime not in ("auto", "torch") and runtime not in exports:
+        raise TaggerError(
+            f"the tagger has no {runtime} export; run `tagger export TAGGER --{runtime}` first"
+        )
+    return runtime
+
+
+def publish(staging: Path, path: Path) -> None:
+    """Put the complete tagger folder ``staging`` at ``path``, replacing what is there in
+    one atomic swap where the system can (else two renames, the old tagger kept in
+    ``.NAME.*.old`` until the new one is in place)."""
+    if path.exists() and exchange(staging, path):
+        shutil.rmtree(staging, ignore_errors=True)  # it now holds the old tagger
+    elif path.exists():  # no atomic swap here: a kill between the renames leaves
+        retired = Path(  # the old tagger in .NAME.*.old, restored by the next save
+            tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent)
+        )
+        path.rename(retired / "tagger")
+        staging.rename(path)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        staging.rename(path)

@@ -85,6 +85,9 @@ class BertParams(BaseModel):
     )
     device: Device = "auto"
     precision: Precision = Field(default="auto", description="auto: bf16 on CUDA that has it")
+    runtime: Literal["auto", "torch", "onnx"] = Field(
+        default="auto", description="scoring: auto uses the ONNX export where there is one"
+    )
     eval_batch_size: int = Field(default=256, ge=1, le=65536)
     threads: int | None = Field(default=None, ge=1, le=1024, description="torch CPU threads")
     dump_logits: str | None = Field(
@@ -180,6 +183,9 @@ class BertEncoder(Encoder[BertParams]):
         self.max_length = self.p.max_length  # lowered at fit time to what the model supports
         self.history: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}
+        self.session: Any = None  # ONNX Runtime, when scoring through the export
+        self.n_labels = 0
+        self.source: Path | None = None  # the saved folder it was loaded from
 
     @property
     def p(self) -> BertParams:
@@ -203,43 +209,77 @@ class BertEncoder(Encoder[BertParams]):
 
         result = finetune(self.p, texts, np.asarray(targets), taxonomy, valid, seed)
         self.model, self.tokenizer = result.model, result.tokenizer
+        self.session, self.source, self.n_labels = None, None, len(taxonomy.labels)
         self.device = next(self.model.parameters()).device
         self.history, self.summary = result.history, result.summary
         self.max_length = int(result.summary["max_length"])
 
     def logits(self, texts: list[str]) -> np.ndarray:
-        if self.model is None:
+        if self.model is None and self.session is None:
             raise ModelError("the bert encoder is not trained")
         from .runtime import autocast_dtype, run_sorted, tokenize, using_threads
 
-        n_labels = int(self.model.config.num_labels)
         if not texts:
-            return np.zeros((0, n_labels), dtype=np.float32)
-        self.model.eval()
+            return np.zeros((0, self.n_labels), dtype=np.float32)
         encoded = tokenize(self.tokenizer, texts, self.max_length)
+        if self.session is not None:
+            if self.session.threads != self.p.threads:  # threads set after loading (serve)
+                from .onnx_runtime import OnnxLogits
 
-        def forward(input_ids: Any, mask: Any) -> Any:
-            return self.model(input_ids=input_ids, attention_mask=mask).logits
+                self.session = OnnxLogits(self.session.file, self.p.threads)
+            forward, dtype = self.session, None
+        else:
+            self.model.eval()
 
+            def forward(input_ids: Any, mask: Any) -> Any:
+                return self.model(input_ids=input_ids, attention_mask=mask).logits
+
+            dtype = autocast_dtype(self.p.precision, self.device)
         with using_threads(self.p.threads):
             return run_sorted(
                 encoded,
                 self.p.eval_batch_size,
                 self.tokenizer.pad_token_id,
                 self.device,
-                autocast_dtype(self.p.precision, self.device),
+                dtype,
                 forward,
                 desc="bert: scoring",
             )
 
-    def save(self, directory: Path) -> None:
+    def export_onnx(self, directory: Path, *, quantize: str) -> Path:
+        from .onnx_runtime import export_model
+
+        return export_model(self._torch_model(), self.tokenizer.pad_token_id, directory, quantize)
+
+    def _torch_model(self) -> Any:
+        """The torch model; loaded from the saved folder when scoring runs through ONNX."""
         if self.model is None:
+            if self.source is None:
+                raise ModelError("the bert encoder is not trained")
+            from transformers import AutoModelForSequenceClassification
+
+            from .runtime import load_saved
+
+            self.model = load_saved(AutoModelForSequenceClassification, self.source, "weights")
+        return self.model
+
+    def save(self, directory: Path) -> None:
+        if self.model is None and self.session is None:
             raise ModelError("the bert encoder is not trained")
+        import shutil
+
+        from .onnx_runtime import ONNX_DIR
         from .runtime import quiet_transformers
 
+        if self.model is None:  # loaded for ONNX only: the saved folder is the model
+            assert self.source is not None
+            shutil.copytree(self.source, directory, dirs_exist_ok=True)
+            return
         with quiet_transformers():
             self.model.save_pretrained(directory)
             self.tokenizer.save_pretrained(directory)
+        if self.source is not None and (self.source / ONNX_DIR).is_dir():  # not retrained
+            shutil.copytree(self.source / ONNX_DIR, directory / ONNX_DIR)
         write_state(
             directory,
             {
@@ -251,24 +291,41 @@ class BertEncoder(Encoder[BertParams]):
         )
 
     def load(self, directory: Path, taxonomy: Taxonomy) -> None:
-        from transformers import AutoModelForSequenceClassification
+        from transformers import AutoConfig, AutoModelForSequenceClassification
 
         from .finetune import problem_type
-        from .runtime import ModelSource, load_saved, load_tokenizer, materialize, resolve_device
+        from .onnx_runtime import ONNX_DIR, ONNX_FILE, OnnxLogits
+        from .runtime import (
+            ModelSource,
+            load_pretrained,
+            load_saved,
+            load_tokenizer,
+            materialize,
+            resolve_device,
+        )
 
         state = read_state(directory)
         source = ModelSource(str(directory), True)
-        model = load_saved(AutoModelForSequenceClassification, directory, "weights")
-        _check_labels(model.config, taxonomy, directory)
-        if model.config.problem_type != problem_type(taxonomy):
+        exported = directory / ONNX_DIR / ONNX_FILE
+        if self.p.runtime == "onnx" and not exported.is_file():
+            raise ModelError("no ONNX export: run `tagger export TAGGER --onnx`", file=exported)
+        config = load_pretrained(AutoConfig, source, "config", ModelError)
+        _check_labels(config, taxonomy, directory)
+        if config.problem_type != problem_type(taxonomy):
             raise ModelError(
-                f"the saved model is for {model.config.problem_type} but taxonomy "
+                f"the saved model is for {config.problem_type} but taxonomy "
                 f"'{taxonomy.name}' is {taxonomy.mode}",
                 file=directory,
             )
         self.tokenizer = load_tokenizer(source, ModelError)
-        self.device = resolve_device(self.p.device, strict=False)
-        self.model = materialize(model.to(self.device)).eval()
+        self.n_labels, self.source = len(taxonomy.labels), directory
+        if self.p.runtime != "torch" and exported.is_file():
+            self.device = resolve_device("cpu", strict=False)
+            self.session, self.model = OnnxLogits(exported, self.p.threads), None
+        else:
+            model = load_saved(AutoModelForSequenceClassification, directory, "weights")
+            self.device = resolve_device(self.p.device, strict=False)
+            self.model = materialize(model.to(self.device)).eval()
         self.max_length = int(state.get("max_length", self.p.max_length))
         self.history = list(state.get("history", []))
         self.summary = dict(state.get("training", {}))
@@ -364,11 +421,9 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
     def save(self, directory: Path) -> None:
         if self.extractor is None or self.weight is None or self.bias is None:
             raise ModelError("the bert-frozen encoder is not trained")
-        from .runtime import quiet_transformers
+        from .frozen import save_extractor
 
-        with quiet_transformers():
-            self.extractor.backbone.save_pretrained(directory)
-            self.extractor.tokenizer.save_pretrained(directory)
+        save_extractor(self.extractor, directory)
         np.savez(directory / HEAD_FILE, weight=self.weight, bias=self.bias)
         write_state(
             directory,
@@ -381,10 +436,7 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
         )
 
     def load(self, directory: Path, taxonomy: Taxonomy) -> None:
-        from transformers import AutoModel
-
-        from .frozen import extractor_for
-        from .runtime import ModelSource, load_saved, load_tokenizer
+        from .frozen import load_extractor
 
         state = read_state(directory)
         try:
@@ -392,16 +444,12 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
                 weight, bias = head["weight"], head["bias"]
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"missing or corrupt {HEAD_FILE}: {exc}", file=directory) from None
-        source = ModelSource(str(directory), True)
-        backbone = load_saved(AutoModel, directory, "weights")
-        hidden = int(getattr(backbone.config, "hidden_size", -1))
+        max_length = int(state.get("max_length", self.p.max_length))
+        extractor, hidden = load_extractor(self.p, directory, max_length)
         n_labels = len(taxonomy.labels)
         check_weights(weight, directory / f"{HEAD_FILE}:weight", (n_labels, hidden))
         check_weights(bias, directory / f"{HEAD_FILE}:bias", (n_labels,))
-        tokenizer = load_tokenizer(source, ModelError)
-        max_length = int(state.get("max_length", self.p.max_length))
-        self.extractor = extractor_for(self.p, backbone, tokenizer, max_length, strict=False)
-        self.weight, self.bias = weight, bias
+        self.extractor, self.weight, self.bias = extractor, weight, bias
 
 
 @hookimpl

@@ -191,11 +191,9 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
             raise ModelError("the embedding encoder is not trained")
         from tagger_plugins.bert import write_state
 
-        from .runtime import quiet_transformers
+        from .frozen import save_extractor
 
-        with quiet_transformers():
-            self.extractor.backbone.save_pretrained(directory)
-            self.extractor.tokenizer.save_pretrained(directory)
+        save_extractor(self.extractor, directory)
         np.savez(
             directory / PROTOTYPES_FILE,
             prototypes=self.prototypes,
@@ -219,10 +217,8 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
 
     def load(self, directory: Path, taxonomy: Taxonomy) -> None:
         from tagger_plugins.bert import read_state
-        from transformers import AutoModel
 
-        from .frozen import extractor_for
-        from .runtime import ModelSource, load_saved, load_tokenizer
+        from .frozen import load_extractor
 
         state = read_state(directory)
         try:
@@ -233,8 +229,8 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
             raise ModelError(
                 f"missing or corrupt {PROTOTYPES_FILE}: {exc}", file=directory
             ) from None
-        backbone = load_saved(AutoModel, directory, "weights")
-        hidden = int(getattr(backbone.config, "hidden_size", -1))
+        max_length = int(state.get("max_length", self.p.max_length))
+        extractor, hidden = load_extractor(self.p, directory, max_length)
         where = directory / PROTOTYPES_FILE
         labels = len(taxonomy.labels)
         self.prototypes = check_weights(prototypes, where, (labels, hidden))
@@ -256,6 +252,4 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
             raise ModelError("the saved state has no margin and scale", file=directory) from None
         self.multi_label = taxonomy.mode == "multi-label"
         self.calibration_rows = int(state.get("calibration_rows", 0))
-        tokenizer = load_tokenizer(ModelSource(str(directory), True), ModelError)
-        max_length = int(state.get("max_length", self.p.max_length))
-        self.extractor = extractor_for(self.p, backbone, tokenizer, max_length, strict=False)
+        self.extractor = extractor

@@ -221,3 +221,27 @@ def extractor_for(
         device=resolve_device(params.device, strict=strict),
         precision=params.precision,
     )
+
+
+def save_extractor(extractor: FeatureExtractor, directory: Path) -> None:
+    """The backbone and tokenizer, as a transformers folder inside the tagger."""
+    from .runtime import quiet_transformers
+
+    backbone: Any = extractor.backbone  # a transformers model
+    with quiet_transformers():
+        backbone.save_pretrained(directory)
+        extractor.tokenizer.save_pretrained(directory)
+
+
+def load_extractor(params: Any, directory: Path, max_length: int) -> tuple[FeatureExtractor, int]:
+    """The extractor saved by :func:`save_extractor`, and its vectors' width."""
+    from transformers import AutoModel
+
+    from tagger_core import ModelError
+
+    from .runtime import ModelSource, load_saved, load_tokenizer
+
+    backbone = load_saved(AutoModel, directory, "weights")
+    hidden = int(getattr(backbone.config, "hidden_size", -1))
+    tokenizer = load_tokenizer(ModelSource(str(directory), True), ModelError)
+    return extractor_for(params, backbone, tokenizer, max_length, strict=False), hidden

@@ -14,6 +14,7 @@ from tagger_core.cli.options import (
     read_all,
     rule_override,
     rule_override_options,
+    runtime_option,
 )
 
 
@@ -153,6 +154,7 @@ def _print_single_label(truth: Any, pred: Any, evaluation: Any, taxonomy: Any) -
 @rule_override_options
 @click.option("--force", is_flag=True, help="Replace output files that exist.")
 @no_verify_option
+@runtime_option
 @data_options
 def evaluate_command(
     tagger_dir: Path,
@@ -171,6 +173,7 @@ def evaluate_command(
     rule_params: tuple[str, ...],
     force: bool,
     no_verify: bool,
+    runtime: str | None,
     **kwargs: Any,
 ) -> None:
     """Evaluate a saved TAGGER on labelled DATA files.
@@ -188,7 +191,7 @@ def evaluate_command(
 
     outputs = (metrics_file, results_file, errors_file, sweep_file, sweep_plot, dump, report)
     check_targets(outputs, force)  # before any work: nothing is overwritten silently
-    tagger = Tagger.load(tagger_dir, verify=not no_verify)
+    tagger = Tagger.load(tagger_dir, verify=not no_verify, runtime=runtime)
     override = rule_override(rule, rule_params)
     records, _ = read_all(data, kwargs, taxonomy=tagger.taxonomy)
     files = EvaluationFiles(

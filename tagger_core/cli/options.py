@@ -270,6 +270,14 @@ no_verify_option = click.option(
     help="Load TAGGER without checking its files against the SHA-256 sums of its manifest.",
 )
 
+runtime_option = click.option(
+    "--runtime",
+    type=click.Choice(["auto", "torch", "onnx"]),
+    default=None,
+    help="Score with the encoder itself (torch) or its `tagger export` (onnx); default: "
+    "the export where the tagger has one.",
+)
+
 rule_override_options = stack(
     click.option("--rule", help="Override the saved decision rule for this call."),
     click.option(

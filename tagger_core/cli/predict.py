@@ -17,6 +17,7 @@ from tagger_core.cli.options import (
     no_verify_option,
     rule_override,
     rule_override_options,
+    runtime_option,
 )
 from tagger_core.files import check_target
 
@@ -153,6 +154,7 @@ def interactive(
     "two or more CPUs, unless the encoder's scoring uses every CPU already (BERT); else 0.",
 )
 @no_verify_option
+@runtime_option
 @data_options
 def predict_command(
     tagger_dir: Path,
@@ -167,6 +169,7 @@ def predict_command(
     force: bool,
     jobs: int | None,
     no_verify: bool,
+    runtime: str | None,
     **kwargs: Any,
 ) -> None:
     """Tag names with a saved TAGGER.
@@ -185,7 +188,7 @@ def predict_command(
     if output is not None:
         check_target(output, force)
         writer_for(output, output_format)  # a format that cannot be written: refused now
-    tagger = Tagger.load(tagger_dir, verify=not no_verify)
+    tagger = Tagger.load(tagger_dir, verify=not no_verify, runtime=runtime)
     settle_heap()
     override = rule_override(rule, rule_params)
     options = file_options(kwargs, require_labels=False)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from tagger_core.cli.options import no_verify_option
+from tagger_core.cli.options import no_verify_option, runtime_option
 
 if TYPE_CHECKING:
     import socket
@@ -159,6 +159,7 @@ def bound_socket(host: str, port: int) -> socket.socket:
 )
 @click.option("--access-log", is_flag=True, help="Log every request.")
 @no_verify_option
+@runtime_option
 def serve_command(
     taggers: tuple[Path, ...],
     host: str,
@@ -180,6 +181,7 @@ def serve_command(
     shutdown_timeout: float,
     access_log: bool,
     no_verify: bool,
+    runtime: str | None,
 ) -> None:
     """Serve TAGGER folders (or folders of taggers) over HTTP: a JSON API (/v1, described
     at /docs) and a page to tag names and files and to review and correct labels (/).
@@ -210,6 +212,7 @@ def serve_command(
     settings = ServeSettings(
         taggers=served_taggers(taggers),
         verify=not no_verify,
+        runtime=runtime,
         token=token,
         corrections=corrections,
         anonymous_review=allow_anonymous_review,

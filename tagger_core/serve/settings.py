@@ -26,6 +26,7 @@ class ServeSettings(BaseModel):
 
     taggers: dict[str, Path]  # served name → tagger folder
     verify: bool = True
+    runtime: str | None = None  # "torch" or "onnx"; None: the encoder's own choice
     token: str | None = None
     corrections: Path | None = None
     anonymous_review: bool = False

@@ -117,7 +117,9 @@ class Served:
             for name, path in self.settings.taggers.items():
                 if self.closing:
                     return
-                tagger = Tagger.load(path, verify=self.settings.verify)
+                tagger = Tagger.load(
+                    path, verify=self.settings.verify, runtime=self.settings.runtime
+                )
                 set_threads(tagger, self.settings.threads)
                 call = min(timed(tagger.scores, ["warm-up"]) for _ in range(3))
                 self.taggers[name] = ServedTagger(name, tagger, self.settings, call)

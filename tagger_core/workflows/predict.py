@@ -181,7 +181,7 @@ class ScoringPool:
             max_workers=jobs,
             mp_context=multiprocessing.get_context("spawn"),  # fork is unsafe with threads
             initializer=_start_worker,
-            initargs=(str(tagger.directory), rule),
+            initargs=(str(tagger.directory), rule, tagger.runtime),
         )
 
     def submit(self, texts: list[str]) -> Future[Decisions]:
@@ -234,11 +234,11 @@ class ScoringPool:
 _worker: tuple[Tagger, RuleSpec] | TaggerError | None = None
 
 
-def _start_worker(directory: str, rule: RuleSpec) -> None:
+def _start_worker(directory: str, rule: RuleSpec, runtime: str | None) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:  # the parent checked the files (unless told not to) just before
-        _worker = (Tagger.load(directory, verify=False), rule)
+        _worker = (Tagger.load(directory, verify=False, runtime=runtime), rule)
     except TaggerError as error:  # raised with the first chunk, as one line in the parent
         _worker = error
     settle_heap()
