@@ -206,9 +206,9 @@ def test_readyz_waits_for_every_tagger(tagger_dir: Path, monkeypatch: pytest.Mon
     release = threading.Event()
     real_load = Tagger.load
 
-    def slow_load(path: Path, *, verify: bool = True) -> Tagger:
+    def slow_load(path: Path, **options: object) -> Tagger:
         release.wait(10)
-        return real_load(path, verify=verify)
+        return real_load(path, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(taggers_module.Tagger, "load", slow_load)
     with client_for(tagger_dir) as client:
