@@ -469,32 +469,7 @@ class Tagger:
         checked against the SHA-256 its manifest records. ``runtime`` ("torch", "onnx")
         overrides the encoder's choice (by default its ONNX export where there is one)."""
         path = Path(path)
-        if not path.exists():
-            backups = sorted(path.parent.glob(f".{path.name}.*.old/tagger"))
-            hint = (
-                f"; an interrupted save left the previous one in {backups[-1]}" if backups else ""
-            )
-            raise ModelError(f"tagger directory does not exist{hint}", file=path)
-        manifest_path = path / MANIFEST
-        if not path.is_dir() or not manifest_path.is_file():
-            raise ModelError(f"not a tagger directory (no {MANIFEST})", file=path)
-        try:
-            raw = json.loads(manifest_path.read_text(encoding="utf-8"))
-            manifest = Manifest.model_validate(raw)
-        except json.JSONDecodeError as exc:
-            raise ModelError(
-                f"corrupt manifest: malformed JSON at line {exc.lineno}: {exc.msg}",
-                file=manifest_path,
-            ) from None
-        except ValidationError as exc:
-            field, message = validation_problem(exc)
-            raise ModelError(
-                f"corrupt manifest: {message}", file=manifest_path, field=field
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ModelError(f"cannot read manifest: {exc}", file=manifest_path) from None
-        if manifest.format != FORMAT:
-            raise ModelError(f"unsupported tagger format '{manifest.format}'", file=manifest_path)
+        manifest = read_manifest(path)
         if verify:
             verify_files(path, manifest.files)
         params = dict(manifest.encoder.params)
@@ -522,6 +497,34 @@ class Tagger:
         tagger.directory = path
         tagger.runtime = runtime
         return tagger
+
+
+def read_manifest(path: Path) -> Manifest:
+    """The manifest of the tagger folder ``path``, checked; any problem is one line naming
+    the folder or the manifest (what :meth:`Tagger.load` reads first)."""
+    if not path.exists():
+        backups = sorted(path.parent.glob(f".{path.name}.*.old/tagger"))
+        hint = f"; an interrupted save left the previous one in {backups[-1]}" if backups else ""
+        raise ModelError(f"tagger directory does not exist{hint}", file=path)
+    manifest_path = path / MANIFEST
+    if not path.is_dir() or not manifest_path.is_file():
+        raise ModelError(f"not a tagger directory (no {MANIFEST})", file=path)
+    try:
+        raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = Manifest.model_validate(raw)
+    except json.JSONDecodeError as exc:
+        raise ModelError(
+            f"corrupt manifest: malformed JSON at line {exc.lineno}: {exc.msg}",
+            file=manifest_path,
+        ) from None
+    except ValidationError as exc:
+        field, message = validation_problem(exc)
+        raise ModelError(f"corrupt manifest: {message}", file=manifest_path, field=field) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"cannot read manifest: {exc}", file=manifest_path) from None
+    if manifest.format != FORMAT:
+        raise ModelError(f"unsupported tagger format '{manifest.format}'", file=manifest_path)
+    return manifest
 
 
 def runtime_param(encoder: str, runtime: str, exports: dict[str, Any]) -> str | None:

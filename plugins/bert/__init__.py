@@ -100,8 +100,9 @@ class BertParams(BaseModel):
         return check_device(value)
 
 
-class FrozenParams(BaseModel):
-    """Options of the frozen-feature encoder; the defaults are measured (docs/bert.md)."""
+class ExtractorParams(BaseModel):
+    """Options of the encoders that take sentence vectors from a frozen model
+    (``bert-frozen``, ``embedding``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -109,13 +110,6 @@ class FrozenParams(BaseModel):
     pooling: Literal["mean", "cls"] = "mean"
     max_length: int = Field(default=128, ge=4, le=8192)
     batch_size: int = Field(default=256, ge=1, le=65536, description="feature extraction")
-    C: float = Field(default=1.0, gt=0, description="inverse regularisation of the head")
-    max_iter: int = Field(default=2000, ge=1)
-    class_weight: Literal["balanced"] | None = None
-    cache: bool = Field(default=True, description="cache training/validation features")
-    cache_dir: str | None = Field(
-        default=None, description="default: $TAGGER_FEATURE_CACHE or ~/.cache/tagger/features"
-    )
     device: Device = "auto"
     precision: Precision = "auto"
     threads: int | None = Field(default=None, ge=1, le=1024)
@@ -124,6 +118,18 @@ class FrozenParams(BaseModel):
     @classmethod
     def _device_name(cls, value: str) -> str:
         return check_device(value)
+
+
+class FrozenParams(ExtractorParams):
+    """Options of the frozen-feature encoder; the defaults are measured (docs/bert.md)."""
+
+    C: float = Field(default=1.0, gt=0, description="inverse regularisation of the head")
+    max_iter: int = Field(default=2000, ge=1)
+    class_weight: Literal["balanced"] | None = None
+    cache: bool = Field(default=True, description="cache training/validation features")
+    cache_dir: str | None = Field(
+        default=None, description="default: $TAGGER_FEATURE_CACHE or ~/.cache/tagger/features"
+    )
 
 
 def _check_labels(config: Any, taxonomy: Taxonomy, directory: Path) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
+from tagger_plugins.bert import ExtractorParams
 
 from tagger_core import Encoder, ModelError, ParamRange, Taxonomy, check_weights
 
@@ -19,10 +20,8 @@ DEFAULT_EMBEDDING_MODEL = "moka-ai/m3e-small"
 PROTOTYPES_FILE = "prototypes.npz"
 
 
-class EmbeddingParams(BaseModel):
+class EmbeddingParams(ExtractorParams):
     """Options of the embedding encoder; the defaults are measured (docs/bert.md)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     model: str = Field(
         default=DEFAULT_EMBEDDING_MODEL,
@@ -45,19 +44,6 @@ class EmbeddingParams(BaseModel):
     scale: float | None = Field(
         default=None, gt=0, le=1000, description="cosine → logit factor; unset: fitted"
     )
-    pooling: Literal["mean", "cls"] = "mean"
-    max_length: int = Field(default=128, ge=4, le=8192)
-    batch_size: int = Field(default=256, ge=1, le=65536)
-    device: str = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    threads: int | None = Field(default=None, ge=1, le=1024)
-
-    @field_validator("device")
-    @classmethod
-    def _device_name(cls, value: str) -> str:
-        from tagger_plugins.bert import check_device
-
-        return check_device(value)
 
 
 class EmbeddingEncoder(Encoder[EmbeddingParams]):

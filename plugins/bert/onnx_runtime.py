@@ -24,8 +24,6 @@ import torch
 
 from tagger_core import ModelError, PluginError
 
-log = logging.getLogger("tagger")
-
 ONNX_DIR = "onnx"
 ONNX_FILE = "model.onnx"
 QUANTIZE = ("none", "int8")

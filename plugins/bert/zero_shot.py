@@ -6,10 +6,9 @@ larger of that and the cosine to the label's prototype: the mean of its texts' v
 weighted, plus its names' vectors. (On the attraction examples' training file the closest
 text beat the mean of the texts by 5 points of micro F1 with no labelled name; with a few
 per label the prototype carries the score.) Cosine similarities are then turned into
-logits. Raw cosines of embedding models
-sit in a narrow band that moves from name to name, so a fixed cosine threshold does not
-carry from one name to the next; what does is the distance to the name's best label. A
-multi-label logit is therefore ``scale · (cos − best cos + margin)``: the best label
+logits. Raw cosines of embedding models sit in a narrow band that moves from name to name,
+so a fixed cosine threshold does not carry from one name to the next; what does is the
+distance to the name's best label. A multi-label logit is therefore ``scale · (cos − best cos + margin)``: the best label
 always scores ``scale · margin`` > 0, and others join it when they are within ``margin``.
 Single-label logits are ``scale · cos`` (softmax over the labels).
 
@@ -42,8 +41,11 @@ def label_texts(taxonomy: Taxonomy, use: str = "all") -> list[list[str]]:
     for label in taxonomy.labels:
         names = [label.display_name, *label.translations.values(), *label.aliases]
         description = [label.description] if label.description.strip() else []
-        chosen = {"names": names, "description": description or names[:1], "all": names}
-        texts = chosen[use] + (description if use == "all" else [])
+        texts = {
+            "names": names,
+            "description": description or names[:1],
+            "all": names + description,
+        }[use]
         out.append(list(dict.fromkeys(t.strip() for t in texts if t.strip())))
     return out
 

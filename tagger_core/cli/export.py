@@ -53,22 +53,22 @@ def export_command(
     tagger export my-tagger --onnx --quantize none --check test.json
     """
     from tagger_core.errors import TaggerError
-    from tagger_core.tagger import Tagger
+    from tagger_core.tagger import read_manifest
     from tagger_core.workflows.export import check_exportable, export_onnx
 
     if not onnx:
         raise TaggerError("choose what to export: --onnx")
-    tagger = Tagger.load(tagger_dir, verify=not no_verify, runtime="torch")
-    check_exportable(tagger)
+    manifest = read_manifest(tagger_dir)  # the export loads the tagger itself, once
+    check_exportable(manifest.encoder.name)
     paths = list(check_paths)
     if not paths:
-        paths = [Path(data.path) for data in tagger.training.valid]
+        paths = [Path(data.path) for data in manifest.training.valid]
         gone = [p for p in paths if not p.is_file()]
         if not paths or gone:
             what = f"its validation file {gone[0]} is gone" if gone else "it has no validation file"
             raise TaggerError(f"give labelled names to check the export on with --check: {what}")
-    records, _ = read_all(paths, kwargs, taxonomy=tagger.taxonomy)
-    click.echo(f"Exporting '{tagger.encoder.name}' to ONNX ({quantize})…", err=True)
+    records, _ = read_all(paths, kwargs, taxonomy=manifest.taxonomy)
+    click.echo(f"Exporting '{manifest.encoder.name}' to ONNX ({quantize})…", err=True)
     check, record = export_onnx(
         tagger_dir, records, quantize=quantize, force=force, verify=not no_verify
     )

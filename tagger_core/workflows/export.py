@@ -21,7 +21,14 @@ from tagger_core.errors import TaggerError
 from tagger_core.evaluation.metrics import quick_figures
 from tagger_core.files import exclusive, sha256_of
 from tagger_core.schemas import Record
-from tagger_core.tagger import ENCODER_DIR, MANIFEST, Manifest, Tagger, file_digests, publish
+from tagger_core.tagger import (
+    ENCODER_DIR,
+    MANIFEST,
+    Tagger,
+    file_digests,
+    publish,
+    read_manifest,
+)
 
 MAX_CHANGED_SHARE = 0.01  # of the checked names whose label set may change
 MAX_MICRO_F1_DROP = 0.005
@@ -60,12 +67,13 @@ class ExportCheck:
         return None
 
 
-def check_exportable(tagger: Tagger) -> None:
-    """Refuse, before any work, an encoder that has no ONNX export."""
+def check_exportable(encoder: str) -> None:
+    """Refuse, before any work, an encoder (by name) that has no ONNX export."""
     from tagger_core.components import Encoder
+    from tagger_core.registry import encoders
 
-    if type(tagger.encoder).export_onnx is Encoder.export_onnx:
-        raise TaggerError(f"encoder '{tagger.encoder.name}' cannot be exported to ONNX")
+    if encoders().get(encoder).export_onnx is Encoder.export_onnx:
+        raise TaggerError(f"encoder '{encoder}' cannot be exported to ONNX")
 
 
 def compare(before: Tagger, after: Tagger, records: list[Record]) -> ExportCheck:
@@ -99,8 +107,8 @@ def export_onnx(
     if not records:
         raise TaggerError("no labelled names to check the export on")
     with exclusive(path):
+        check_exportable(read_manifest(path).encoder.name)
         original = Tagger.load(path, verify=verify, runtime="torch")
-        check_exportable(original)
         staging = Path(
             tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
         )
@@ -120,7 +128,7 @@ def export_onnx(
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             _write_manifest(copy, {"onnx": record})
-            fast = Tagger.load(copy, runtime="onnx")
+            fast = Tagger.load(copy, verify=False, runtime="onnx")  # digests just written
             check = compare(original, fast, records)
             record["check"] = {**asdict(check), "changed_share": check.changed_share}
             problem = check.problem()
@@ -138,7 +146,6 @@ def export_onnx(
 
 
 def _write_manifest(folder: Path, exports: dict[str, Any]) -> None:
-    manifest_path = folder / MANIFEST
-    manifest = Manifest.model_validate_json(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_manifest(folder)
     manifest = manifest.model_copy(update={"files": file_digests(folder), "exports": exports})
-    manifest_path.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
+    (folder / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
