@@ -363,6 +363,15 @@ class Tagger:
         combined = self.encoder.combine([part.logits for part in parts.values()])
         return self._checked(combined, len(texts), self.encoder.name), parts
 
+    def set_threads(self, threads: int | None) -> None:
+        """Give the encoder (and its members) ``threads`` CPU threads where it takes them:
+        a server or a catalogue job sizes each copy of the tagger to its share of CPUs."""
+        if threads is None:
+            return
+        for encoder in [self.encoder, *self.encoder.members().values()]:
+            if "threads" in type(encoder.params).model_fields:
+                encoder.params = encoder.params.model_copy(update={"threads": threads})
+
     def rule_for(self, rule: RuleSpec = None) -> DecisionRule[Any]:
         """The saved rule, or a per-call override given as an instance or a plugin name."""
         if rule is None:

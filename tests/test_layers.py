@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("stages", ("data", "evaluation")),
     ("tagger", ("tagger",)),
     ("workflows", ("workflows",)),
-    ("service", ("serve",)),
+    ("service", ("serve", "catalogue")),
     ("cli", ("cli",)),
 ]
 

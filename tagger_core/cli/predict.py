@@ -125,15 +125,19 @@ def interactive(
     "--input",
     "input_path",
     type=click.Path(path_type=Path),
-    help="File of names to tag (any data source, or .txt with one name per line).",
+    help="File of names to tag (any data source, or .txt with one name per line); or a "
+    "folder or a quoted glob of shards, each tagged into its own file under --output.",
 )
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    help="Write predictions to this file (format from suffix).",
+    help="Write predictions to this file (format from suffix); for shards, a folder.",
 )
-@click.option("--output-format", help="Data source (file format) of --output.")
+@click.option(
+    "--output-format",
+    help="Data source (file format) of --output; for shards, default: each shard's own.",
+)
 @click.option(
     "--json",
     "as_json",
@@ -153,6 +157,44 @@ def interactive(
     f"Default: 1 for an --input file of {AUTO_JOBS_BYTES >> 20} MB or more on a machine with "
     "two or more CPUs, unless the encoder's scoring uses every CPU already (BERT); else 0.",
 )
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads the encoder scores with.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="local: this process (and --jobs); ray: Ray Data's actor pool, on this machine or "
+    "a cluster (extra tagger[ray]).",
+)
+@click.option(
+    "--ray-address", help="A running Ray cluster (default: RAY_ADDRESS, else Ray on this machine)."
+)
+@click.option(
+    "--actors",
+    type=click.IntRange(min=1),
+    help="Ray actors, each holding the tagger once (default: CPUs ÷ --cpus-per-actor).",
+)
+@click.option(
+    "--cpus-per-actor",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="CPUs Ray gives each actor (and, rounded down, its encoder threads).",
+)
+@click.option(
+    "--gpus-per-actor",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="GPUs Ray gives each actor (0: CPU only).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=2048,
+    show_default=True,
+    help="Rows per scoring call on a Ray actor.",
+)
 @no_verify_option
 @runtime_option
 @data_options
@@ -170,14 +212,25 @@ def predict_command(
     jobs: int | None,
     no_verify: bool,
     runtime: str | None,
+    threads: int | None,
+    engine: str,
+    ray_address: str | None,
+    actors: int | None,
+    cpus_per_actor: float,
+    gpus_per_actor: float,
+    batch_size: int,
     **kwargs: Any,
 ) -> None:
     """Tag names with a saved TAGGER.
 
     Names come from the arguments, from --input FILE, from lines on standard input, or —
     on a terminal with none of these — from an interactive prompt (q to quit).
+
+    A catalogue in shards (--input FOLDER or a quoted glob) is tagged shard by shard into
+    the folder --output, in this process or, with --engine ray, on Ray.
     """
     from tagger_core.data.io import iter_records, writer_for
+    from tagger_core.data.shards import is_sharded
     from tagger_core.progress_bars import progress
     from tagger_core.schemas import Record
     from tagger_core.tagger import Tagger
@@ -185,10 +238,29 @@ def predict_command(
 
     if texts and input_path:
         raise click.UsageError("give names as arguments or with --input, not both")
+    if engine == "ray" or (input_path is not None and is_sharded(input_path)):
+        _predict_catalogue(
+            tagger_dir,
+            input_path,
+            output,
+            output_format,
+            rule_override(rule, rule_params),
+            display=display,
+            force=force,
+            jobs=jobs,
+            verify=not no_verify,
+            runtime=runtime,
+            threads=threads,
+            engine=engine,
+            ray=(ray_address, actors, cpus_per_actor, gpus_per_actor, batch_size),
+            data=kwargs,
+        )
+        return
     if output is not None:
         check_target(output, force)
         writer_for(output, output_format)  # a format that cannot be written: refused now
     tagger = Tagger.load(tagger_dir, verify=not no_verify, runtime=runtime)
+    tagger.set_threads(threads)
     settle_heap()
     override = rule_override(rule, rule_params)
     options = file_options(kwargs, require_labels=False)
@@ -232,6 +304,85 @@ def predict_command(
             click.echo(f"Wrote {rows} predictions to {output}", err=True)
             return
         _echo(tagger, records, options, override, as_json, display, bar.update, jobs)
+
+
+def _predict_catalogue(
+    tagger_dir: Path,
+    input_path: Path | None,
+    output: Path | None,
+    output_format: str | None,
+    rule: Any,
+    *,
+    display: bool,
+    force: bool,
+    jobs: int | None,
+    verify: bool,
+    runtime: str | None,
+    threads: int | None,
+    engine: str,
+    ray: tuple[str | None, int | None, float, float, int],
+    data: dict[str, Any],
+) -> None:
+    """Shards (or, on Ray, one file) tagged file by file: each output complete or absent."""
+    from tagger_core.data.shards import Shard, find_shards, is_sharded, plan_outputs
+    from tagger_core.tagger import Tagger
+    from tagger_core.workflows.predict import predict_shards, settle_heap
+
+    if input_path is None or output is None:
+        where = "--engine ray" if engine == "ray" else "a folder or glob of shards"
+        raise click.UsageError(f"{where} needs --input and --output")
+    if engine == "ray":  # a missing extra is said before any work
+        import tagger_core.catalogue.ray_job  # noqa: F401
+    read_format = data["data_format"]
+    options = file_options(data, require_labels=False)
+    if is_sharded(input_path):
+        found, root = find_shards(input_path, read_format)
+        shards = plan_outputs(found, root, output, output_format, force)
+    else:
+        check_target(output, force)
+        writer_for_output(output, output_format)
+        shards = [Shard(input_path, output)]
+    tagger = Tagger.load(tagger_dir, verify=verify, runtime=runtime)
+    if engine == "ray":
+        from tagger_core.catalogue.ray_job import RaySettings, predict_with_ray
+
+        address, actors, cpus, gpus, batch_size = ray
+        settings = RaySettings(address, actors, cpus, gpus, batch_size, threads)
+        rows = predict_with_ray(
+            tagger,
+            shards,
+            format=read_format,
+            output_format=output_format,
+            options=options,
+            rule=rule,
+            display=display,
+            settings=settings,
+        )
+    else:
+        from tagger_core.progress_bars import progress
+
+        tagger.set_threads(threads)
+        settle_heap()
+        with progress(total=None, desc="predicting", unit="name") as bar:
+            rows = predict_shards(
+                tagger,
+                shards,
+                format=read_format,
+                output_format=output_format,
+                options=options,
+                rule=rule,
+                display=display,
+                progress=bar.update,
+                jobs=jobs or 0,
+            )
+    where = str(output) if len(shards) == 1 else f"{len(shards)} files under {output}"
+    click.echo(f"Wrote {rows} predictions to {where}", err=True)
+
+
+def writer_for_output(output: Path, output_format: str | None) -> None:
+    from tagger_core.data.io import writer_for
+
+    writer_for(output, output_format)  # a format that cannot be written: refused now
 
 
 def _fields_help(as_json: bool) -> str:

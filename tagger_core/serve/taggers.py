@@ -91,15 +91,6 @@ def timed(function: Callable[[list[str]], object], texts: list[str]) -> float:
     return time.perf_counter() - began
 
 
-def set_threads(tagger: Tagger, threads: int | None) -> None:
-    """Give the encoder (and its members) ``threads`` CPU threads where it takes them."""
-    if threads is None:
-        return
-    for encoder in [tagger.encoder, *tagger.encoder.members().values()]:
-        if "threads" in type(encoder.params).model_fields:
-            encoder.params = encoder.params.model_copy(update={"threads": threads})
-
-
 class Served:
     """The server's taggers, loaded in a thread after start so that /healthz answers at
     once and /readyz says when every tagger is in."""
@@ -120,7 +111,7 @@ class Served:
                 tagger = Tagger.load(
                     path, verify=self.settings.verify, runtime=self.settings.runtime
                 )
-                set_threads(tagger, self.settings.threads)
+                tagger.set_threads(self.settings.threads)
                 call = min(timed(tagger.scores, ["warm-up"]) for _ in range(3))
                 self.taggers[name] = ServedTagger(name, tagger, self.settings, call)
                 log.info("tagger '%s' loaded from %s", name, path)

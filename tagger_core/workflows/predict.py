@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tagger_core.components import FileOptions, Row, record_fields
-from tagger_core.data.io import record_writer
+from tagger_core.data.io import iter_records, record_writer
+from tagger_core.data.shards import Shard
 from tagger_core.errors import DataError, TaggerError
 from tagger_core.schemas import Record
 from tagger_core.tagger import RuleSpec, Tagger
@@ -95,26 +96,47 @@ def tagged_rows(
     is replaced (a clash is an error naming the row)."""
     ids = tagger.taxonomy.label_ids
     names = [label.display_name for label in tagger.taxonomy.labels] if display else []
-    added = {PREDICTED, SCORES, *([PREDICTED_NAME] if display else [])}
     rows: list[Row] = []
     for record, chosen, probabilities in zip(
         batch, decisions.chosen.tolist(), decisions.probabilities.tolist(), strict=True
     ):
-        if record.metadata and not added.isdisjoint(record.metadata):
-            clash = sorted(added & record.metadata.keys())[0]
-            raise DataError(
-                f"the input already has a '{clash}' field; predictions would overwrite it",
-                file=record.file,
-                row=record.row,
-                field=clash,
+        check_no_clash(record, display)
+        rows.append(
+            with_prediction(
+                record_fields(record, options),
+                list(itertools.compress(ids, chosen)),
+                list(itertools.compress(names, chosen)) if display else None,
+                dict(zip(ids, probabilities, strict=True)),
             )
-        row = record_fields(record, options)
-        row[PREDICTED] = list(itertools.compress(ids, chosen))
-        if display:
-            row[PREDICTED_NAME] = list(itertools.compress(names, chosen))
-        row[SCORES] = dict(zip(ids, probabilities, strict=True))
-        rows.append(row)
+        )
     return rows
+
+
+def check_no_clash(record: Record, display: bool) -> None:
+    """Refuse a record that already has a field the prediction adds (it would be lost)."""
+    if not record.metadata:
+        return
+    added = {PREDICTED, SCORES, *([PREDICTED_NAME] if display else [])}
+    if not added.isdisjoint(record.metadata):
+        clash = sorted(added & record.metadata.keys())[0]
+        raise DataError(
+            f"the input already has a '{clash}' field; predictions would overwrite it",
+            file=record.file,
+            row=record.row,
+            field=clash,
+        )
+
+
+def with_prediction(
+    fields: Row, labels: list[str], display_names: list[str] | None, scores: dict[str, float]
+) -> Row:
+    """An output row: the input's fields, then the labels (their display names with
+    --display) and every label's score, in the same order in every format."""
+    fields[PREDICTED] = labels
+    if display_names is not None:
+        fields[PREDICTED_NAME] = display_names
+    fields[SCORES] = scores
+    return fields
 
 
 def tagged_chunks(
@@ -291,4 +313,36 @@ def predict_to_file(
         for rows, _ in itertools.chain([first], chunks):
             writer.write_rows(rows)
             written += len(rows)
+    return written
+
+
+def predict_shards(
+    tagger: Tagger,
+    shards: Iterable[Shard],
+    *,
+    format: str | None = None,
+    output_format: str | None = None,
+    options: FileOptions | None = None,
+    rule: RuleSpec = None,
+    display: bool = False,
+    progress: Callable[[int], Any] | None = None,
+    jobs: int = 0,
+) -> int:
+    """Tag each shard into its own output file, one after the other in this process (the
+    single-process counterpart of the Ray engine); returns the rows written. A shard's
+    output is complete or absent: an error stops at that shard, the ones before it kept."""
+    options = options or FileOptions(require_labels=False)  # unlabelled names are the norm
+    written = 0
+    for shard in shards:
+        written += predict_to_file(
+            tagger,
+            iter_records(shard.path, format, options),
+            shard.output,
+            format=output_format,
+            options=options,
+            rule=rule,
+            display=display,
+            progress=progress,
+            jobs=jobs,
+        )
     return written
