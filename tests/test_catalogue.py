@@ -140,6 +140,25 @@ def test_local_engine_tags_each_shard_like_predict_on_that_file(tmp_path: Path, 
     assert not (out / "_SUCCESS").exists()
 
 
+def test_resume_tags_only_the_shards_without_output(tmp_path: Path, runner) -> None:
+    catalogue = write_catalogue(tmp_path / "cat")
+    tagger = train_toy(tmp_path)
+    out = tmp_path / "out"
+    args = ["predict", str(tagger), "-i", str(catalogue), "-o", str(out)]
+    assert runner.invoke(cli, args).exit_code == 0
+    kept = out / "a.parquet"
+    os.utime(kept, (1, 1))  # an old time: rewritten, it would change
+    (out / "c.jsonl").unlink()  # as if the job had stopped before this shard
+    result = runner.invoke(cli, [*args, "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "2 of 3 shards done already" in result.stderr
+    assert "Wrote 200 predictions" in result.stderr
+    assert kept.stat().st_mtime == 1
+    assert_same_as_single_process(runner, tagger, catalogue, out)
+    assert runner.invoke(cli, [*args, "--resume"]).exit_code == 0  # nothing left to do
+    assert "--resume" in runner.invoke(cli, [*args, "--resume", "--force"]).output
+
+
 # -- the callable class -------------------------------------------------------------------
 
 
@@ -197,8 +216,6 @@ def ray_session():
     ray = pytest.importorskip("ray", reason="needs the ray extra")
     pytest.importorskip("ray.data")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    # Test-defined actor classes travel by value: the workers cannot import this module.
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield ray
     ray.shutdown()
 
@@ -215,41 +232,37 @@ def test_ray_engine_equals_single_process_row_for_row(tmp_path, runner, ray_sess
     assert_same_as_single_process(runner, tagger, catalogue, out)
 
 
-class KillOnce(TagBatches):
-    """An actor that kills its own process (SIGKILL, as the OOM killer would) on its
-    second batch, once per job: whichever actor first claims the marker file dies."""
-
-    marker = ""
-    started = ""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.calls = 0
-        with open(self.started, "a", encoding="utf-8") as handle:
-            handle.write(f"{os.getpid()}\n")
-
-    def __call__(self, batch):
-        self.calls += 1
-        if self.calls == 2:
-            try:
-                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
-            except FileExistsError:
-                pass
-            else:
-                os.kill(os.getpid(), signal.SIGKILL)
-        return super().__call__(batch)
-
-
 @pytest.mark.slow
 def test_an_actor_killed_mid_job_is_restarted_and_no_row_is_lost_or_doubled(
     tmp_path, runner, ray_session
 ) -> None:
-    from tagger_core.catalogue.ray_job import RaySettings, predict_with_ray
+    from tagger_core.catalogue.ray_job import ChunkScorer, RaySettings, predict_with_ray
+
+    marker, started_file = tmp_path / "killed", tmp_path / "started"
+
+    class KillOnce(ChunkScorer):
+        """An actor that kills its own process (SIGKILL, as the OOM killer would) on its
+        second chunk, once per job: whichever actor first claims the marker file dies."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.calls = 0
+            with open(started_file, "a", encoding="utf-8") as handle:
+                handle.write(f"{os.getpid()}\n")
+
+        def __call__(self, chunks):
+            self.calls += 1
+            if self.calls == 2:
+                try:
+                    os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+                except FileExistsError:
+                    pass
+                else:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            return super().__call__(chunks)
 
     catalogue = write_catalogue(tmp_path / "cat")
     directory = train_toy(tmp_path)
-    KillOnce.marker = str(tmp_path / "killed")
-    KillOnce.started = str(tmp_path / "started")
     shards = plan_outputs(*find_shards(catalogue), tmp_path / "out" / "ray", None, False)
     written = predict_with_ray(
         Tagger.load(directory),
@@ -257,8 +270,8 @@ def test_an_actor_killed_mid_job_is_restarted_and_no_row_is_lost_or_doubled(
         settings=RaySettings(actors=2, batch_size=50),
         scorer=KillOnce,
     )
-    assert Path(KillOnce.marker).exists()  # an actor did die mid-job
-    started = Path(KillOnce.started).read_text().split()
+    assert marker.exists()  # an actor did die mid-job
+    started = started_file.read_text().split()
     assert len(set(started)) >= 3  # two actors, and the one Ray restarted
     assert written == 1000
     assert_same_as_single_process(runner, directory, catalogue, tmp_path / "out" / "ray")
@@ -280,6 +293,26 @@ def test_tag_batches_inside_a_ray_data_pipeline(tmp_path: Path, ray_session) -> 
     expected = Tagger.load(directory).predict(texts)
     assert [row["text"] for row in rows] == texts
     assert [list(row["predicted"]) for row in rows] == [list(p.labels) for p in expected]
+
+
+@pytest.mark.slow
+def test_the_command_joins_a_running_cluster_at_ray_address(tmp_path, runner, ray_session):
+    """A second driver on the module's Ray, as a job joins a cluster: the command must not
+    start a Ray of its own, nor stop the cluster when it is done."""
+    catalogue = write_catalogue(tmp_path / "cat", rows_per_shard=50)
+    tagger = train_toy(tmp_path)
+    address = ray_session.get_runtime_context().gcs_address
+    drivers = len(ray_session._private.state.jobs())
+    out = tmp_path / "out"
+    command = [str(Path(sys.executable).with_name("tagger")), "predict", str(tagger)]
+    command += ["-i", str(catalogue), "-o", str(out), "--engine", "ray", "--actors", "1"]
+    done = subprocess.run(
+        [*command, "--ray-address", address], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(ray_session._private.state.jobs()) == drivers + 1  # it ran here, as a job
+    assert ray_session.is_initialized() and ray_session.cluster_resources()["CPU"] == 2
+    assert_same_as_single_process(runner, tagger, catalogue, out)
 
 
 @pytest.mark.slow

@@ -2,16 +2,18 @@
 pattern, on this machine or on a running cluster.
 
 Each shard is read by its own read task with the same data sources and checks as
-`tagger predict` (so a bad row fails alike, naming the shard and row); an actor pool of
-:class:`TagBatches`, each actor holding the tagger once, scores the rows; this process
-writes each shard's output, complete or absent, with the input's columns and row order.
-Ray keeps the blocks in input order (``preserve_order``) and, when an actor dies, restarts
-it and retries its batches: every row reaches the writer exactly once."""
+`tagger predict` (so a bad row fails alike, naming the shard and row), in chunks; an actor
+pool of :class:`ChunkScorer`, each actor holding the tagger once, scores each chunk exactly
+as `tagger predict` scores it (same chunk, same batch: the same scores, to the last digit);
+this process writes each shard's output, complete or absent, with the input's columns and
+row order. A chunk travels as one row of its own block, so that blocks go to whichever
+actor is free and are never merged or cut. Ray keeps them in input order
+(``preserve_order``) and, when an actor dies, restarts it and retries its chunks: every row
+reaches the writer exactly once."""
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import os
 import pickle
@@ -47,10 +49,10 @@ from tagger_core.workflows.predict import (
     with_prediction,
 )
 
-# Columns that travel with each row between the readers, the actors and this process. The
-# input's own fields travel pickled, whatever their types (nested JSON, Parquet dates), and
-# come back unchanged; only the name is handed to the tagger.
-TEXT = "__tagger_text"
+# The columns of a chunk's row between the readers, the actors and this process: its
+# names, its records' own fields (pickled, whatever their types: nested JSON, Parquet
+# dates; they come back unchanged), its shard, and whether the shard's rows have labels.
+TEXTS = "__tagger_texts"
 FIELDS = "__tagger_fields"
 SHARD = "__tagger_shard"
 LABELLED = "__tagger_labelled"
@@ -59,8 +61,8 @@ LABELLED = "__tagger_labelled"
 @dataclass(frozen=True)
 class RaySettings:
     """Where Ray runs and how the work is cut: actors (default: as many as the CPUs allow),
-    CPUs and GPUs per actor, rows per scoring call, encoder threads per actor (default:
-    its CPUs)."""
+    CPUs and GPUs per actor, rows per chunk (one scoring call; `tagger predict`'s is
+    2,048), encoder threads per actor (default: its CPUs)."""
 
     address: str | None = None
     actors: int | None = None
@@ -74,12 +76,18 @@ class ShardFiles(Datasource):
     """One read task per shard, streaming it a chunk at a time through the data sources."""
 
     def __init__(
-        self, shards: list[Shard], format: str | None, options: FileOptions, display: bool
+        self,
+        shards: list[Shard],
+        format: str | None,
+        options: FileOptions,
+        display: bool,
+        chunk: int,
     ) -> None:
         self.shards = shards
         self.format = format
         self.options = options
         self.display = display
+        self.chunk = chunk
 
     def estimate_inmemory_data_size(self) -> int:
         return sum(shard.path.stat().st_size for shard in self.shards)
@@ -89,7 +97,7 @@ class ShardFiles(Datasource):
     ) -> list[ReadTask]:
         return [
             ReadTask(
-                _reader(index, shard, self.format, self.options, self.display),
+                _reader(index, shard, self.format, self.options, self.display, self.chunk),
                 BlockMetadata(
                     num_rows=None,
                     size_bytes=shard.path.stat().st_size,
@@ -102,24 +110,49 @@ class ShardFiles(Datasource):
 
 
 def _reader(
-    index: int, shard: Shard, format: str | None, options: FileOptions, display: bool
+    index: int, shard: Shard, format: str | None, options: FileOptions, display: bool, size: int
 ) -> Callable[[], Iterator[pa.Table]]:
     def read() -> Iterator[pa.Table]:
         records = iter_records(shard.path, format, options)
-        for batch, write_options in checked_chunks(records, options):
+        for batch, write_options in checked_chunks(records, options, size):
             for record in batch:
                 check_no_clash(record, display)
             fields = [pickle.dumps(record_fields(r, write_options), protocol=5) for r in batch]
             yield pa.table(
                 {
-                    TEXT: pa.array([r.text for r in batch], pa.string()),
-                    FIELDS: pa.array(fields, pa.binary()),
-                    SHARD: pa.array(np.full(len(batch), index, dtype=np.int32)),
-                    LABELLED: pa.array(np.full(len(batch), write_options.write_labels)),
+                    TEXTS: pa.array([[r.text for r in batch]], pa.list_(pa.string())),
+                    FIELDS: pa.array([fields], pa.list_(pa.binary())),
+                    SHARD: pa.array([index], pa.int32()),
+                    LABELLED: pa.array([write_options.write_labels]),
                 }
             )
 
     return read
+
+
+class ChunkScorer(TagBatches):
+    """The actor: scores each chunk (a row of the block) as one batch, and returns the
+    chunk's predictions beside its fields, as lists of one item per name."""
+
+    def __call__(self, chunks: Any) -> Any:
+        predicted, names, scores = [], [], []
+        for texts in chunks.column(TEXTS).to_pylist():
+            tagged = self.tag_arrow(pa.table({self.text_field: pa.array(texts, pa.string())}))
+            predicted.append(tagged.column(PREDICTED).combine_chunks())
+            scores.append(tagged.column(SCORES).combine_chunks())
+            if self.display:
+                names.append(tagged.column(PREDICTED_NAME).combine_chunks())
+        out = chunks.drop_columns([TEXTS])
+        out = out.append_column(PREDICTED, _one_row_each(predicted))
+        if self.display:
+            out = out.append_column(PREDICTED_NAME, _one_row_each(names))
+        return out.append_column(SCORES, _one_row_each(scores))
+
+
+def _one_row_each(arrays: list[pa.Array]) -> pa.Array:
+    """One list per chunk: each chunk's per-name array as one list value."""
+    offsets = np.concatenate([[0], np.cumsum([len(a) for a in arrays])]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.concat_arrays(arrays))
 
 
 def start_ray(settings: RaySettings) -> bool:
@@ -156,11 +189,11 @@ def predict_with_ray(
     rule: RuleSpec = None,
     display: bool = False,
     settings: RaySettings | None = None,
-    scorer: type[TagBatches] = TagBatches,
+    scorer: type[ChunkScorer] = ChunkScorer,
 ) -> int:
     """Tag ``shards`` (from :func:`~tagger_core.data.shards.plan_outputs`) on Ray with the
     saved ``tagger``; returns the rows written. ``scorer`` is the actor class (a
-    :class:`TagBatches` subclass may add to it)."""
+    :class:`ChunkScorer` subclass may add to it)."""
     if tagger.directory is None:
         raise TaggerError("the Ray engine needs a tagger saved in a directory (save it first)")
     settings = settings or RaySettings()
@@ -169,12 +202,14 @@ def predict_with_ray(
     console = [h for h in logging.getLogger("ray.data").handlers if _is_console(h)]
     for handler in console:
         handler.addFilter(_without_user_errors)
+    context = ray.data.DataContext.get_current()
+    block_size = context.target_max_block_size
     try:
-        context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True
+        context.target_max_block_size = 1  # never merge chunks into one block: one each
         actors = settings.actors or _default_actors(settings.cpus_per_actor)
         dataset = ray.data.read_datasource(
-            ShardFiles(shards, format, options, display),
+            ShardFiles(shards, format, options, display, settings.batch_size),
             override_num_blocks=len(shards),
             concurrency=max(1, min(len(shards), actors)),
             num_cpus=0,  # reading is light beside scoring: it never waits for an actor's CPU
@@ -183,17 +218,18 @@ def predict_with_ray(
             scorer,
             fn_constructor_kwargs={
                 "tagger": str(tagger.directory),
-                "text_field": TEXT,
+                "text_field": "text",
                 "rule": rule,
                 "display": display,
                 "runtime": tagger.runtime,
                 "threads": settings.threads or max(1, int(settings.cpus_per_actor)),
                 "verify": False,  # this process checked the files when it loaded the tagger
             },
-            compute=ray.data.ActorPoolStrategy(size=actors),
+            # A shallow queue per actor: blocks go to whichever actor is free.
+            compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=2),
             num_cpus=settings.cpus_per_actor,
             num_gpus=settings.gpus_per_actor or None,
-            batch_size=settings.batch_size,
+            batch_size=None,  # a block is a chunk
             batch_format="pyarrow",
         )
         return _write_shards(dataset, shards, output_format, options, display)
@@ -203,6 +239,7 @@ def predict_with_ray(
             raise cause from None
         raise
     finally:
+        context.target_max_block_size = block_size
         for handler in console:
             handler.removeFilter(_without_user_errors)
         if started:
@@ -235,44 +272,42 @@ def _write_shards(
     options: FileOptions,
     display: bool,
 ) -> int:
-    """Write the scored blocks, which arrive in input order, shard after shard; each
+    """Write the scored chunks, which arrive in input order, shard after shard; each
     shard's file is committed when the next shard starts (or the job ends)."""
     written = 0
     current = -1
     writer: RecordWriter | None = None
     with contextlib.ExitStack() as committing:
         for block in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
-            indexes = block.column(SHARD).to_numpy()
-            labelled = block.column(LABELLED).to_pylist()
-            fields = block.column(FIELDS).to_pylist()
-            predicted = block.column(PREDICTED).to_pylist()
-            names = block.column(PREDICTED_NAME).to_pylist() if display else None
-            scores = block.column(SCORES).to_pylist()
-            starts = [0, *(np.flatnonzero(np.diff(indexes)) + 1).tolist(), len(indexes)]
-            for start, end in itertools.pairwise(starts):
-                index = int(indexes[start])
+            columns = [PREDICTED, *([PREDICTED_NAME] if display else []), SCORES]
+            chunks = zip(
+                block.column(SHARD).to_pylist(),
+                block.column(LABELLED).to_pylist(),
+                block.column(FIELDS).to_pylist(),
+                *(block.column(name).to_pylist() for name in columns),
+                strict=True,
+            )
+            for index, labelled, fields, predicted, *rest in chunks:
                 if index != current:
                     if index != current + 1:  # each shard has rows, and they come in order
                         raise TaggerError(f"rows for {shards[current + 1].path} did not come back")
                     committing.close()  # the previous shard is complete: renamed into place
-                    write_options = options.model_copy(update={"write_labels": labelled[start]})
+                    write_options = options.model_copy(update={"write_labels": labelled})
                     writer = committing.enter_context(
                         record_writer(shards[index].output, output_format, write_options)
                     )
                     current = index
+                names = rest[0] if display else [None] * len(fields)
                 assert writer is not None
                 writer.write_rows(
                     [
-                        with_prediction(
-                            pickle.loads(fields[i]),
-                            predicted[i],
-                            names[i] if names is not None else None,
-                            scores[i],
+                        with_prediction(pickle.loads(f), labels, shown, scores)
+                        for f, labels, shown, scores in zip(
+                            fields, predicted, names, rest[-1], strict=True
                         )
-                        for i in range(start, end)
                     ]
                 )
-                written += end - start
+                written += len(fields)
     if current != len(shards) - 1:
         raise TaggerError(f"rows for {shards[current + 1].path} did not come back")
     return written

@@ -151,6 +151,11 @@ def interactive(
 @rule_override_options
 @click.option("--force", is_flag=True, help="Replace an existing --output file.")
 @click.option(
+    "--resume",
+    is_flag=True,
+    help="For shards: keep the outputs that exist (each is complete) and tag the rest.",
+)
+@click.option(
     "--jobs",
     type=click.IntRange(min=0),
     help="Worker processes that score while this one reads and writes (0: score here). "
@@ -193,7 +198,7 @@ def interactive(
     type=click.IntRange(min=1),
     default=2048,
     show_default=True,
-    help="Rows per scoring call on a Ray actor.",
+    help="Rows per chunk, scored in one call on a Ray actor (as tagger predict: 2,048).",
 )
 @no_verify_option
 @runtime_option
@@ -209,6 +214,7 @@ def predict_command(
     rule: str | None,
     rule_params: tuple[str, ...],
     force: bool,
+    resume: bool,
     jobs: int | None,
     no_verify: bool,
     runtime: str | None,
@@ -247,6 +253,7 @@ def predict_command(
             rule_override(rule, rule_params),
             display=display,
             force=force,
+            resume=resume,
             jobs=jobs,
             verify=not no_verify,
             runtime=runtime,
@@ -315,6 +322,7 @@ def _predict_catalogue(
     *,
     display: bool,
     force: bool,
+    resume: bool,
     jobs: int | None,
     verify: bool,
     runtime: str | None,
@@ -335,9 +343,17 @@ def _predict_catalogue(
         import tagger_core.catalogue.ray_job  # noqa: F401
     read_format = data["data_format"]
     options = file_options(data, require_labels=False)
+    if resume and force:
+        raise click.UsageError(
+            "--resume keeps existing outputs and --force replaces them: choose one"
+        )
     if is_sharded(input_path):
         found, root = find_shards(input_path, read_format)
-        shards = plan_outputs(found, root, output, output_format, force)
+        shards = plan_outputs(found, root, output, output_format, force, resume)
+        if len(shards) < len(found):
+            click.echo(f"{len(found) - len(shards)} of {len(found)} shards done already", err=True)
+        if not shards:
+            return
     else:
         check_target(output, force)
         writer_for_output(output, output_format)

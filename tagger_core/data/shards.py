@@ -74,11 +74,18 @@ def glob_root(pattern: str) -> Path:
 
 
 def plan_outputs(
-    shards: list[Path], root: Path, output: Path, format: str | None, force: bool
+    shards: list[Path],
+    root: Path,
+    output: Path,
+    format: str | None,
+    force: bool,
+    resume: bool = False,
 ) -> list[Shard]:
     """Each shard's output under the folder ``output``, at the same relative path with the
     output format's suffix (the shard's own format unless ``format`` names one). Targets
-    that exist (without ``force``) or that two shards would share are refused up front."""
+    that exist (without ``force``) or that two shards would share are refused up front;
+    with ``resume``, a shard whose output exists is left out: outputs appear only once
+    complete, so an interrupted job continues where it stopped."""
     if output.exists() and not output.is_dir():
         raise TaggerError(f"{output} is a file; tagging several shards needs an output folder")
     planned: dict[Path, Path] = {}
@@ -97,6 +104,9 @@ def plan_outputs(
                 f"{planned[target]} and {shard} would both be written to {target}; "
                 "give them different names or tag them separately"
             )
-        check_target(target, force)
         planned[target] = shard
+    if resume:
+        planned = {target: shard for target, shard in planned.items() if not target.is_file()}
+    for target in planned:
+        check_target(target, force)
     return [Shard(path, target) for target, path in planned.items()]
