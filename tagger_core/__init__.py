@@ -67,6 +67,9 @@ _EXPORTS = {
     "match_key": "tagger_core.data.normalize",
     "validate_records": "tagger_core.data.validate",
     "split_records": "tagger_core.data.split",
+    "find_shards": "tagger_core.data.shards",
+    "plan_outputs": "tagger_core.data.shards",
+    "Shard": "tagger_core.data.shards",
     "split_by_source": "tagger_core.data.split",
     "write_split": "tagger_core.data.split",
     # measurement
@@ -88,6 +91,11 @@ _EXPORTS = {
     "cross_validate": "tagger_core.workflows.crossval",
     "compare_sources": "tagger_core.workflows.compare",
     "suggest_names": "tagger_core.workflows.suggest",
+    "predict_shards": "tagger_core.workflows.predict",
+    # a catalogue (Ray: the ray extra)
+    "TagBatches": "tagger_core.catalogue.batches",
+    "predict_with_ray": "tagger_core.catalogue.ray_job",
+    "RaySettings": "tagger_core.catalogue.ray_job",
     # serving (the serve extra)
     "create_app": "tagger_core.serve.app",
     "ServeSettings": "tagger_core.serve.settings",
@@ -106,6 +114,8 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from tagger_core.catalogue.batches import TagBatches
+    from tagger_core.catalogue.ray_job import RaySettings, predict_with_ray
     from tagger_core.components import (
         DataSource,
         DecisionRule,
@@ -129,6 +139,7 @@ if TYPE_CHECKING:
         write_records,
     )
     from tagger_core.data.normalize import match_key, tidy_whitespace, to_half_width, to_simplified
+    from tagger_core.data.shards import Shard, find_shards, plan_outputs
     from tagger_core.data.sources import DataSpec, read_specs
     from tagger_core.data.split import split_by_source, split_records, write_split
     from tagger_core.data.validate import validate_records
@@ -155,6 +166,7 @@ if TYPE_CHECKING:
     from tagger_core.workflows.crossval import cross_validate
     from tagger_core.workflows.evaluate import EvaluationFiles, evaluate_to_files
     from tagger_core.workflows.optimize import optimize_rule
+    from tagger_core.workflows.predict import predict_shards
     from tagger_core.workflows.suggest import suggest_names
     from tagger_core.workflows.train import build_tagger, rule_chooser
     from tagger_core.workflows.tune import tune

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import TOY, one_line_error, train_toy
 
-from tagger_core import Tagger
-from tagger_core.catalogue import TagBatches
+from tagger_core import TagBatches, Tagger
 from tagger_core.cli import cli
 from tagger_core.data.shards import find_shards, glob_root, plan_outputs
 from tagger_core.errors import DataError, TaggerError

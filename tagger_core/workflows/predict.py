@@ -55,7 +55,7 @@ def decide(tagger: Tagger, texts: list[str], rule: RuleSpec = None) -> Decisions
 
 
 def checked_chunks(
-    records: Iterable[Record], options: FileOptions, size: int = CHUNK
+    records: Iterable[Record], options: FileOptions, size: int | None = None
 ) -> Iterator[tuple[list[Record], FileOptions]]:
     """Chunks of records with the options to write them with, checked before scoring.
 
@@ -64,7 +64,7 @@ def checked_chunks(
     rather than losing them."""
     write_options: FileOptions | None = None
     iterator = iter(records)
-    while batch := list(itertools.islice(iterator, size)):
+    while batch := list(itertools.islice(iterator, size or CHUNK)):
         if write_options is None:
             write_options = options.model_copy(
                 update={"write_labels": any(r.labels for r in batch)}
