@@ -202,8 +202,8 @@ def predict_with_ray(
     console = [h for h in logging.getLogger("ray.data").handlers if _is_console(h)]
     for handler in console:
         handler.addFilter(_without_user_errors)
-    context = ray.data.DataContext.get_current()
-    block_size = context.target_max_block_size
+    context = ray.data.DataContext.get_current()  # changed for this job, then restored
+    block_size, ordered = context.target_max_block_size, context.execution_options.preserve_order
     try:
         context.execution_options.preserve_order = True
         context.target_max_block_size = 1  # never merge chunks into one block: one each
@@ -240,6 +240,7 @@ def predict_with_ray(
         raise
     finally:
         context.target_max_block_size = block_size
+        context.execution_options.preserve_order = ordered
         for handler in console:
             handler.removeFilter(_without_user_errors)
         if started:
