@@ -259,7 +259,13 @@ def predict_command(
             runtime=runtime,
             threads=threads,
             engine=engine,
-            ray=(ray_address, actors, cpus_per_actor, gpus_per_actor, batch_size),
+            ray={
+                "address": ray_address,
+                "actors": actors,
+                "cpus_per_actor": cpus_per_actor,
+                "gpus_per_actor": gpus_per_actor,
+                "batch_size": batch_size,
+            },
             data=kwargs,
         )
         return
@@ -328,10 +334,11 @@ def _predict_catalogue(
     runtime: str | None,
     threads: int | None,
     engine: str,
-    ray: tuple[str | None, int | None, float, float, int],
+    ray: dict[str, Any],
     data: dict[str, Any],
 ) -> None:
     """Shards (or, on Ray, one file) tagged file by file: each output complete or absent."""
+    from tagger_core.data.io import writer_for
     from tagger_core.data.shards import Shard, find_shards, is_sharded, plan_outputs
     from tagger_core.tagger import Tagger
     from tagger_core.workflows.predict import predict_shards, settle_heap
@@ -356,14 +363,13 @@ def _predict_catalogue(
             return
     else:
         check_target(output, force)
-        writer_for_output(output, output_format)
+        writer_for(output, output_format)  # a format that cannot be written: refused now
         shards = [Shard(input_path, output)]
     tagger = Tagger.load(tagger_dir, verify=verify, runtime=runtime)
     if engine == "ray":
         from tagger_core.catalogue.ray_job import RaySettings, predict_with_ray
 
-        address, actors, cpus, gpus, batch_size = ray
-        settings = RaySettings(address, actors, cpus, gpus, batch_size, threads)
+        settings = RaySettings(**ray, threads=threads)
         rows = predict_with_ray(
             tagger,
             shards,
@@ -393,12 +399,6 @@ def _predict_catalogue(
             )
     where = str(output) if len(shards) == 1 else f"{len(shards)} files under {output}"
     click.echo(f"Wrote {rows} predictions to {where}", err=True)
-
-
-def writer_for_output(output: Path, output_format: str | None) -> None:
-    from tagger_core.data.io import writer_for
-
-    writer_for(output, output_format)  # a format that cannot be written: refused now
 
 
 def _fields_help(as_json: bool) -> str:

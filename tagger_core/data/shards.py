@@ -90,7 +90,7 @@ def plan_outputs(
         raise TaggerError(f"{output} is a file; tagging several shards needs an output folder")
     planned: dict[Path, Path] = {}
     for shard in shards:
-        source = data_source_for(shard, format) if format else data_source_for(shard)
+        source = data_source_for(shard, format)
         if not source.writable:
             raise DataError(
                 f"the {source.name} data source cannot be written; name a format that can "
