@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,17 @@ def toy_rows() -> list[dict]:
 @pytest.fixture
 def toy_file(tmp_path: Path, toy_rows: list[dict]) -> Path:
     return write_json(tmp_path / "toy.json", toy_rows)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fp32_on_every_cpu() -> Iterator[None]:
+    """precision=auto computes in fp32 on every CPU in tests (session-wide, so module and
+    session fixtures too, and their subprocesses): score comparisons must not depend on
+    whether the machine has native bf16. The choice itself is tested with the detection
+    mocked both ways (test_bert_encoder.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TAGGER_CPU_BF16", "0")
+        yield
 
 
 @pytest.fixture(autouse=True)

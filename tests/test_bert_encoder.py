@@ -534,13 +534,23 @@ def test_scores_activation_matches_mode(single: Tagger, multi: Tagger) -> None:
     assert multi.scores(TEXTS).mode == "multi-label"
 
 
-def test_bf16_autocast_runs(tiny_bert: Path) -> None:
-    """precision=bf16 trains and scores under autocast (forced here on the CPU; `auto` picks
-    it only on CUDA GPUs that support bf16); scores come back as float32."""
+def test_bf16_autocast_runs_and_keeps_fp32_weights(tiny_bert: Path, tmp_path: Path) -> None:
+    """precision=bf16 trains and scores under autocast (forced here, whatever the CPU);
+    scores come back as float32, and the master weights, the optimizer's state and the
+    saved transformers folder stay fp32, so the tagger loads anywhere."""
+    from safetensors import safe_open
+
     tagger = train_tagger(tiny_bert, epochs=1, n=64, precision="bf16")
     assert tagger.encoder.summary["precision"] == "bf16"
     logits = tagger.encoder.logits(TEXTS)
     assert logits.dtype == np.float32 and np.isfinite(logits).all()
+    assert {p.dtype for p in tagger.encoder.model.parameters()} == {torch.float32}
+    tagger.save(tmp_path / "saved")
+    with safe_open(str(tmp_path / "saved/encoder/model.safetensors"), framework="pt") as f:
+        dtypes = {f.get_slice(name).get_dtype() for name in f.keys()}  # noqa: SIM118
+    assert dtypes == {"F32"}
+    reloaded = Tagger.load(tmp_path / "saved")
+    np.testing.assert_allclose(reloaded.encoder.logits(TEXTS), logits, atol=1e-5)
 
 
 def test_threads_option_is_scoped(single: Tagger) -> None:
@@ -557,13 +567,37 @@ def test_default_learning_rate_follows_depth() -> None:
     assert default_lr(BertConfig(num_hidden_layers=12)) == 5e-5  # bert-base-chinese
 
 
-def test_autocast_choice() -> None:
-    from tagger_plugins.bert.runtime import autocast_dtype
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_follows_the_cpus_bf16_support(
+    monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    """`auto` is bf16 exactly on CPUs with AVX-512 BF16 or AMX (torch's feature check,
+    mocked both ways); fp32 and bf16 are obeyed everywhere."""
+    from tagger_plugins.bert.runtime import autocast_dtype, cpu_has_native_bf16
 
+    monkeypatch.delenv("TAGGER_CPU_BF16")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native)
     cpu = torch.device("cpu")
-    assert autocast_dtype("auto", cpu) is None
+    assert cpu_has_native_bf16() is native
+    assert autocast_dtype("auto", cpu) == (torch.bfloat16 if native else None)
     assert autocast_dtype("fp32", cpu) is None
     assert autocast_dtype("bf16", cpu) == torch.bfloat16
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert autocast_dtype("auto", cpu) == torch.bfloat16
+    # The operator's override wins over the detection, both ways.
+    monkeypatch.setenv("TAGGER_CPU_BF16", "1" if not native else "0")
+    assert cpu_has_native_bf16() is not native
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_a_default_fine_tune_trains_in_the_precision_the_cpu_supports(
+    tiny_bert: Path, monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    monkeypatch.setenv("TAGGER_CPU_BF16", "1" if native else "0")
+    tagger = train_tagger(tiny_bert, epochs=1, n=32)
+    assert tagger.encoder.summary["precision"] == ("bf16" if native else "fp32")
 
 
 @pytest.mark.parametrize("bar", [True, False])

@@ -252,14 +252,33 @@ def resolve_device(requested: str, *, strict: bool) -> torch.device:
     return fallback
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX tiles).
+
+    Asked of torch's own CPU feature check, the one its kernels dispatch on; elsewhere bf16
+    autocast is emulated and 6-8x *slower* than fp32 (docs/benchmarks.md). ``TAGGER_CPU_BF16``
+    = 0 or 1 overrides the answer for every ``precision=auto`` on the host (an operator's
+    switch, and how the tests pin it).
+    """
+    forced = os.environ.get("TAGGER_CPU_BF16", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast where the hardware runs it natively (CUDA with bf16 support), unless
-    told otherwise; ``None`` means full fp32."""
+    """bf16 autocast where the hardware runs it natively (CUDA with bf16 support, a CPU with
+    AVX-512 BF16 or AMX), unless told otherwise; ``None`` means full fp32. Weights and the
+    optimizer's state stay fp32 either way: autocast only computes the products in bf16.
+    """
     if precision == "fp32":
         return None
     if precision == "bf16":
         return torch.bfloat16
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    if device.type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return None
 
@@ -480,17 +499,25 @@ def run_sorted(
     desc: str | None = None,
 ) -> np.ndarray:
     """``forward(input_ids, mask)`` over length-sorted batches under inference mode; the
-    float32 results come back in the original order (of ``rows`` when given)."""
+    float32 results come back in the original order (of ``rows`` when given).
+
+    One autocast region spans every batch: autocast keeps its bf16 copies of the weights
+    for the region, so they are cast once per call, not once per batch (10 % of bf16
+    inference on POI names).
+    """
     if rows is None:
         rows = np.arange(len(encoded))
     out: np.ndarray | None = None
     batches = sorted_batches(encoded.lengths[rows], batch_size)
     show = desc is not None and len(rows) > batch_size
-    with torch.inference_mode(), progress_bar(show, total=len(rows), desc=desc, unit="text") as bar:
+    with (
+        torch.inference_mode(),
+        autocast(device, dtype),
+        progress_bar(show, total=len(rows), desc=desc, unit="text") as bar,
+    ):
         for batch in batches:
             input_ids, mask = pad_batch(encoded, rows[batch], pad_id)
-            with autocast(device, dtype):
-                result = forward(input_ids.to(device), mask.to(device))
+            result = forward(input_ids.to(device), mask.to(device))
             values = result.float().cpu().numpy()
             if out is None:
                 out = np.empty((len(rows), *values.shape[1:]), dtype=np.float32)
