@@ -1,6 +1,7 @@
 """`tagger export --onnx`: a tiny fine-tuned BERT exported, checked and scored through ONNX
 Runtime, in both taxonomy modes; the guard that refuses an export which changes too much;
-the runtime choice; damaged files refused with one line."""
+the runtime choice; damaged files refused with one line; the same for `bert-frozen`, whose
+backbone and pooling are exported (its head stays in numpy)."""
 
 from __future__ import annotations
 
@@ -183,3 +184,59 @@ def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     with pytest.raises(PluginError, match=r'pip install "tagger\[onnx\]"'):
         onnx_runtime.need_onnx_extra("onnxruntime")
+
+
+# -- bert-frozen: the backbone and pooling exported, the head kept in numpy -----------------
+
+
+@pytest.fixture(scope="module")
+def frozen_exported(tiny_bert: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """(torch tagger, fp32 ONNX tagger, int8 ONNX tagger) of a multi-label bert-frozen."""
+    from tagger_core.workflows.export import export_onnx
+
+    folder = tmp_path_factory.mktemp("frozen-onnx")
+    tagger = Tagger.create(
+        bf.taxonomy("multi-label"),
+        encoder="bert-frozen",
+        encoder_params={"model": str(tiny_bert), "cache": False, "threads": 1},
+    )
+    records = bf.records(80, "multi-label", seed=1)
+    tagger.train(bf.records(200, "multi-label", seed=0), records)
+    path = tagger.save(folder / "fp32")
+    torch_tagger = Tagger.load(path)
+    export_onnx(path, records, quantize="none")
+    int8_path = Tagger.load(path, runtime="torch").save(folder / "int8")
+    export_onnx(int8_path, records, quantize="int8", force=True)
+    return torch_tagger, Tagger.load(path), Tagger.load(int8_path)
+
+
+def test_frozen_vectors_run_in_onnx_runtime_with_the_same_scores(frozen_exported) -> None:  # type: ignore[no-untyped-def]
+    torch_tagger, fp32, int8 = frozen_exported
+    assert torch_tagger.encoder.extractor.session is None
+    # Loaded for ONNX: no torch weights at all, the vectors come from the session.
+    assert fp32.encoder.extractor.backbone is None and fp32.encoder.extractor.session is not None
+    reference = torch_tagger.scores(TEXTS)
+    np.testing.assert_allclose(fp32.scores(TEXTS).logits, reference.logits, atol=1e-4)
+    np.testing.assert_allclose(fp32.scores(TEXTS).probabilities, reference.probabilities, atol=1e-4)
+    assert fp32.exports["onnx"]["check"]["changed"] == 0
+    assert int8.exports["onnx"]["bytes"] < fp32.exports["onnx"]["bytes"]
+    assert [p.labels for p in int8.predict(TEXTS)] == [
+        p.labels for p in torch_tagger.predict(TEXTS)
+    ]
+
+
+def test_a_frozen_onnx_tagger_resaves_and_follows_threads(frozen_exported, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    torch_tagger, fp32, _ = frozen_exported
+    assert fp32.directory is not None
+    plain = Tagger.load(fp32.directory, runtime="torch")
+    assert plain.encoder.extractor.session is None
+    np.testing.assert_array_equal(plain.scores(TEXTS).logits, torch_tagger.scores(TEXTS).logits)
+    again = Tagger.load(fp32.save(tmp_path / "copy"))  # saved from the ONNX-only load
+    assert again.encoder.extractor.session is not None and again.exports == fp32.exports
+    np.testing.assert_allclose(again.scores(TEXTS).logits, fp32.scores(TEXTS).logits, atol=1e-6)
+    # Saved from a torch load, the export travels along (the weights are the same).
+    resaved = Tagger.load(plain.save(tmp_path / "from-torch"), runtime="onnx")
+    assert resaved.encoder.extractor.session is not None and resaved.exports == fp32.exports
+    again.encoder.params = again.encoder.params.model_copy(update={"threads": 2})
+    again.scores(TEXTS)
+    assert again.encoder.extractor.session.threads == 2

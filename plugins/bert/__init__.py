@@ -84,7 +84,9 @@ class BertParams(BaseModel):
         default="none", description="up-weight rare labels by training frequency"
     )
     device: Device = "auto"
-    precision: Precision = Field(default="auto", description="auto: bf16 on CUDA that has it")
+    precision: Precision = Field(
+        default="auto", description="auto: bf16 on a CUDA GPU or CPU (AVX-512 BF16, AMX) with it"
+    )
     runtime: Literal["auto", "torch", "onnx"] = Field(
         default="auto", description="scoring: auto uses the ONNX export where there is one"
     )
@@ -129,6 +131,9 @@ class FrozenParams(ExtractorParams):
     cache: bool = Field(default=True, description="cache training/validation features")
     cache_dir: str | None = Field(
         default=None, description="default: $TAGGER_FEATURE_CACHE or ~/.cache/tagger/features"
+    )
+    runtime: Literal["auto", "torch", "onnx"] = Field(
+        default="auto", description="sentence vectors: auto uses the ONNX export where there is one"
     )
 
 
@@ -253,9 +258,10 @@ class BertEncoder(Encoder[BertParams]):
             )
 
     def export_onnx(self, directory: Path, *, quantize: str) -> Path:
-        from .onnx_runtime import export_model
+        from .onnx_runtime import ClassifierLogits, export_model
 
-        return export_model(self._torch_model(), self.tokenizer.pad_token_id, directory, quantize)
+        model = ClassifierLogits(self._torch_model())
+        return export_model(model, self.tokenizer.pad_token_id, directory, quantize)
 
     def _torch_model(self) -> Any:
         """The torch model; loaded from the saved folder when scoring runs through ONNX."""
@@ -358,6 +364,7 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
         self.extractor: Any = None
         self.weight: np.ndarray | None = None  # L × H
         self.bias: np.ndarray | None = None  # L
+        self.source: Path | None = None  # the folder it was loaded from
 
     @property
     def p(self) -> FrozenParams:
@@ -395,6 +402,7 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
         backbone = load_pretrained(AutoModel, source, "weights")
         max_length = effective_max_length(self.p, backbone.config, tokenizer)
         self.extractor = extractor_for(self.p, backbone, tokenizer, max_length, strict=True)
+        self.source = None  # retrained: an export of the old weights no longer applies
         cache = self._cache()
         with using_threads(self.p.threads):
             features = self.extractor(texts, cache=cache, write=True, what="training")
@@ -420,6 +428,11 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
         # calls on a loaded tagger skip the lookup (it needs a digest of all the weights).
         known = self.extractor.has_fingerprint
         cache = self._cache() if known or len(texts) >= CACHE_LOOKUP_MIN else None
+        session = self.extractor.session
+        if session is not None and session.threads != self.p.threads:  # set after loading
+            from .onnx_runtime import OnnxLogits
+
+            self.extractor.session = OnnxLogits(session.file, self.p.threads)
         with using_threads(self.p.threads):
             features = self.extractor(texts, cache=cache, write=False)
         return np.asarray(features @ self.weight.T + self.bias, dtype=np.float32)
@@ -427,9 +440,18 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
     def save(self, directory: Path) -> None:
         if self.extractor is None or self.weight is None or self.bias is None:
             raise ModelError("the bert-frozen encoder is not trained")
-        from .frozen import save_extractor
+        import shutil
 
+        from .frozen import save_extractor
+        from .onnx_runtime import ONNX_DIR
+
+        if self.extractor.backbone is None:  # loaded for ONNX only: the saved folder is it
+            assert self.source is not None
+            shutil.copytree(self.source, directory, dirs_exist_ok=True)
+            return
         save_extractor(self.extractor, directory)
+        if self.source is not None and (self.source / ONNX_DIR).is_dir():  # not retrained
+            shutil.copytree(self.source / ONNX_DIR, directory / ONNX_DIR)
         np.savez(directory / HEAD_FILE, weight=self.weight, bias=self.bias)
         write_state(
             directory,
@@ -451,11 +473,23 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"missing or corrupt {HEAD_FILE}: {exc}", file=directory) from None
         max_length = int(state.get("max_length", self.p.max_length))
-        extractor, hidden = load_extractor(self.p, directory, max_length)
+        extractor, hidden = load_extractor(self.p, directory, max_length, runtime=self.p.runtime)
         n_labels = len(taxonomy.labels)
         check_weights(weight, directory / f"{HEAD_FILE}:weight", (n_labels, hidden))
         check_weights(bias, directory / f"{HEAD_FILE}:bias", (n_labels,))
         self.extractor, self.weight, self.bias = extractor, weight, bias
+        self.source = directory
+
+    def export_onnx(self, directory: Path, *, quantize: str) -> Path:
+        """The backbone and its pooling, to sentence vectors; the head stays in numpy."""
+        if self.extractor is None:
+            raise ModelError("the bert-frozen encoder is not trained")
+        if self.extractor.backbone is None:
+            raise ModelError("load the tagger with runtime='torch' to export it")
+        from .onnx_runtime import export_model
+
+        pad_id = self.extractor.tokenizer.pad_token_id
+        return export_model(self.extractor.pooled(), pad_id, directory, quantize, output="features")
 
 
 @hookimpl

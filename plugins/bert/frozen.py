@@ -2,8 +2,9 @@
 head (logistic regression) trained on them — the "frozen BERT + linear head" workflow.
 
 The cache key is a fingerprint of the model's weights and tokenizer, the pooling, the
-maximum length and the exact texts, so a cached matrix is reused only for the same
-inputs; files are written atomically and a corrupt or mismatched one is recomputed.
+maximum length, the precision (bf16 or fp32) and the exact texts, so a cached matrix is
+reused only for the same inputs; files are written atomically and a corrupt or mismatched
+one is recomputed.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .runtime import (
 )
 
 log = logging.getLogger("tagger")
+CPU = torch.device("cpu")
 
 CACHE_ENV = "TAGGER_FEATURE_CACHE"
 
@@ -74,11 +76,15 @@ def texts_fingerprint(texts: Sequence[str]) -> str:
 
 
 class FeatureExtractor:
-    """Sentence vectors of texts from a frozen backbone: [CLS] or mean of the real tokens."""
+    """Sentence vectors of texts from a frozen backbone: [CLS] or mean of the real tokens.
+
+    The backbone runs in torch, or, loaded from a tagger that `tagger export --onnx` wrote
+    the backbone and pooling into, in ONNX Runtime (``session``; no torch weights loaded).
+    """
 
     def __init__(
         self,
-        backbone: torch.nn.Module,
+        backbone: torch.nn.Module | None,
         tokenizer: Any,
         *,
         pooling: str,
@@ -86,14 +92,21 @@ class FeatureExtractor:
         batch_size: int,
         device: torch.device,
         precision: str,
+        session: Any = None,
+        hidden: int | None = None,
     ) -> None:
-        self.backbone = materialize(backbone.to(device)).eval()
+        if backbone is None and session is None:
+            raise ValueError("a feature extractor needs a backbone or an ONNX session")
+        self.backbone = materialize(backbone.to(device)).eval() if backbone is not None else None
+        self.session = session
+        config = getattr(backbone, "config", None)
+        self.hidden: int = hidden if hidden is not None else int(getattr(config, "hidden_size", 0))
         self.tokenizer = tokenizer
         self.pooling = pooling
         self.max_length = max_length
         self.batch_size = batch_size
-        self.device = device
-        self.dtype = autocast_dtype(precision, device)
+        self.device = device if session is None else torch.device("cpu")
+        self.dtype = autocast_dtype(precision, device) if session is None else None
         self._fingerprint: str | None = None
 
     @property
@@ -103,8 +116,17 @@ class FeatureExtractor:
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = model_fingerprint(self.backbone, self.tokenizer)
+            if self.backbone is not None:
+                self._fingerprint = model_fingerprint(self.backbone, self.tokenizer)
+            else:  # the ONNX graph holds the weights and the pooling
+                digest = hashlib.blake2b(self.session.file.read_bytes(), digest_size=16)
+                self._fingerprint = f"onnx:{digest.hexdigest()}"
         return self._fingerprint
+
+    def pooled(self) -> torch.nn.Module:
+        """The backbone and the pooling as one module of (input_ids, attention_mask), for
+        the ONNX export."""
+        return _Pooled(self)
 
     def cache_path(self, directory: Path, texts: Sequence[str]) -> Path:
         key = hashlib.blake2b(digest_size=16)
@@ -112,6 +134,7 @@ class FeatureExtractor:
             self.fingerprint,
             self.pooling,
             str(self.max_length),
+            str(self.dtype),  # bf16 vectors differ from fp32 ones in the third digit
             texts_fingerprint(texts),
         ):
             key.update(part.encode())
@@ -119,6 +142,7 @@ class FeatureExtractor:
         return directory / f"{key.hexdigest()}.npy"
 
     def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        assert self.backbone is not None
         hidden = self.backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]
@@ -135,7 +159,7 @@ class FeatureExtractor:
             self.tokenizer.pad_token_id,
             self.device,
             self.dtype,
-            self._forward,
+            self.session if self.session is not None else self._forward,
             desc=f"bert-frozen: encoding {what} texts" if what else None,
         )
 
@@ -149,7 +173,7 @@ class FeatureExtractor:
     ) -> np.ndarray:
         """Features of ``texts``, from ``cache`` when present; ``write`` stores new ones."""
         texts = list(texts)
-        hidden = int(getattr(self.backbone.config, "hidden_size", 0))
+        hidden = self.hidden
         if not texts:
             return np.zeros((0, hidden), dtype=np.float32)
         path = self.cache_path(cache, texts) if cache is not None else None
@@ -174,6 +198,16 @@ class FeatureExtractor:
             except OSError as exc:
                 log.warning("bert-frozen: cannot write the feature cache %s: %s", path, exc)
         return features
+
+
+class _Pooled(torch.nn.Module):
+    def __init__(self, extractor: FeatureExtractor) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.backbone = extractor.backbone  # registered, so that the exporter sees it
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.extractor._forward(input_ids, attention_mask)
 
 
 def fit_head(
@@ -210,7 +244,14 @@ def fit_head(
 
 
 def extractor_for(
-    params: Any, backbone: Any, tokenizer: Any, max_length: int, *, strict: bool
+    params: Any,
+    backbone: Any,
+    tokenizer: Any,
+    max_length: int,
+    *,
+    strict: bool,
+    session: Any = None,
+    hidden: int | None = None,
 ) -> FeatureExtractor:
     return FeatureExtractor(
         backbone,
@@ -218,8 +259,10 @@ def extractor_for(
         pooling=params.pooling,
         max_length=max_length,
         batch_size=params.batch_size,
-        device=resolve_device(params.device, strict=strict),
+        device=resolve_device(params.device, strict=strict) if session is None else CPU,
         precision=params.precision,
+        session=session,
+        hidden=hidden,
     )
 
 
@@ -233,15 +276,32 @@ def save_extractor(extractor: FeatureExtractor, directory: Path) -> None:
         extractor.tokenizer.save_pretrained(directory)
 
 
-def load_extractor(params: Any, directory: Path, max_length: int) -> tuple[FeatureExtractor, int]:
-    """The extractor saved by :func:`save_extractor`, and its vectors' width."""
-    from transformers import AutoModel
+def load_extractor(
+    params: Any, directory: Path, max_length: int, *, runtime: str = "torch"
+) -> tuple[FeatureExtractor, int]:
+    """The extractor saved by :func:`save_extractor`, and its vectors' width; with
+    ``runtime`` auto or onnx, the backbone is ONNX Runtime's session of the export that
+    `tagger export --onnx` put beside it, when there is one (onnx: there must be)."""
+    from transformers import AutoConfig, AutoModel
 
     from tagger_core import ModelError
 
-    from .runtime import ModelSource, load_saved, load_tokenizer
+    from .onnx_runtime import ONNX_DIR, ONNX_FILE, OnnxLogits
+    from .runtime import ModelSource, load_pretrained, load_saved, load_tokenizer
 
+    source = ModelSource(str(directory), True)
+    tokenizer = load_tokenizer(source, ModelError)
+    exported = directory / ONNX_DIR / ONNX_FILE
+    if runtime == "onnx" and not exported.is_file():
+        raise ModelError("no ONNX export: run `tagger export TAGGER --onnx`", file=exported)
+    if runtime != "torch" and exported.is_file():
+        config = load_pretrained(AutoConfig, source, "config", ModelError)
+        hidden = int(getattr(config, "hidden_size", -1))
+        session = OnnxLogits(exported, params.threads)
+        extractor = extractor_for(
+            params, None, tokenizer, max_length, strict=False, session=session, hidden=hidden
+        )
+        return extractor, hidden
     backbone = load_saved(AutoModel, directory, "weights")
     hidden = int(getattr(backbone.config, "hidden_size", -1))
-    tokenizer = load_tokenizer(ModelSource(str(directory), True), ModelError)
     return extractor_for(params, backbone, tokenizer, max_length, strict=False), hidden

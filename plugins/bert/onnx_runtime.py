@@ -2,9 +2,10 @@
 quantisation and inference with ONNX Runtime (the `tagger[onnx]` extra, imported here
 only).
 
-The exported graph maps (input_ids, attention_mask) to the classifier's logits, with the
-batch and sequence lengths dynamic, so the encoder's length-sorted batches run unchanged;
-sigmoid or softmax stays where it is for the torch path, in the core's ``Scores``.
+The exported graph maps (input_ids, attention_mask) to the classifier's logits (`bert`)
+or to the pooled sentence vectors (`bert-frozen`), with the batch and sequence lengths
+dynamic, so the encoders' length-sorted batches run unchanged; sigmoid or softmax stays
+where it is for the torch path, in the core's ``Scores``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def need_onnx_extra(*modules: str) -> None:
         raise PluginError(f'the ONNX path needs {", ".join(missing)}: pip install "tagger[onnx]"')
 
 
-class _Logits(torch.nn.Module):
+class ClassifierLogits(torch.nn.Module):
+    """A transformers classifier as a function of (input_ids, attention_mask) → logits."""
+
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.model = model
@@ -47,9 +50,12 @@ class _Logits(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
-def export_model(model: torch.nn.Module, pad_id: int, folder: Path, quantize: str) -> Path:
-    """``folder/onnx/model.onnx``: the classifier as ONNX (torch's dynamo exporter), int8
-    weights when ``quantize`` is "int8" (ONNX Runtime's dynamic quantisation)."""
+def export_model(
+    model: torch.nn.Module, pad_id: int, folder: Path, quantize: str, *, output: str = "logits"
+) -> Path:
+    """``folder/onnx/model.onnx``: ``model`` (a function of input_ids and attention_mask)
+    as ONNX with one output named ``output`` (torch's dynamo exporter), int8 weights when
+    ``quantize`` is "int8" (ONNX Runtime's dynamic quantisation)."""
     if quantize not in QUANTIZE:
         raise PluginError(f"--quantize must be one of {', '.join(QUANTIZE)}, got '{quantize}'")
     need_onnx_extra("onnx", "onnxscript", "onnxruntime")
@@ -70,11 +76,11 @@ def export_model(model: torch.nn.Module, pad_id: int, folder: Path, quantize: st
         ):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
-                _Logits(model),
+                model,
                 (example, mask),
                 dynamo=True,
                 input_names=["input_ids", "attention_mask"],
-                output_names=["logits"],
+                output_names=[output],
                 dynamic_shapes={
                     "input_ids": {0: batch, 1: length},
                     "attention_mask": {0: batch, 1: length},
@@ -110,7 +116,8 @@ def _quiet_loggers(*names: str) -> Iterator[None]:
 
 
 class OnnxLogits:
-    """An ONNX Runtime session that scores padded batches like the torch model does."""
+    """An ONNX Runtime session that scores padded batches like the torch model does (its
+    one output: logits, or a frozen encoder's sentence vectors)."""
 
     def __init__(self, file: Path, threads: int | None) -> None:
         need_onnx_extra("onnxruntime")
@@ -140,4 +147,4 @@ class OnnxLogits:
             "input_ids": input_ids.numpy().astype(np.int64, copy=False),
             "attention_mask": mask.numpy().astype(np.int64, copy=False),
         }
-        return torch.from_numpy(self.session.run(["logits"], feeds)[0])
+        return torch.from_numpy(self.session.run(None, feeds)[0])
