@@ -43,11 +43,13 @@ def log(message: str) -> None:
 
 def matmul_rates(threads: int) -> dict[str, float]:
     """OP/s of one 1024³ product in fp32, bf16 and int8 (torch._int_mm), best of 3 (bf16
-    without native support is emulated: a 2048³ one takes a minute)."""
+    without native support is emulated: a 2048³ one takes a minute; with AMX a 1024³ one
+    reaches about half of the 2048³ rate, so the bf16 shares are upper estimates)."""
     import torch
 
     torch.set_num_threads(threads)
     size = 1024
+    torch.manual_seed(0)
     a, b = torch.randn(size, size), torch.randn(size, size)
     a16, b16 = a.bfloat16(), b.bfloat16()
     a8 = torch.randint(-64, 64, (size, size), dtype=torch.int8)
@@ -122,8 +124,8 @@ def load(folder: Path, runtime: str, threads: int) -> tuple[Any, float]:
     tagger = Tagger.load(folder, runtime="onnx" if runtime.startswith("onnx") else "torch")
     seconds = time.perf_counter() - started
     tagger.encoder.params.threads = threads
-    if runtime == "torch bf16":
-        tagger.encoder.params.precision = "bf16"
+    if runtime.startswith("torch"):  # pinned: precision=auto is bf16 where the CPU has it
+        tagger.encoder.params.precision = runtime.split()[-1]
     if tagger.encoder.session is not None:  # ONNX Runtime fixes its threads per session
         from tagger_plugins.bert.onnx_runtime import OnnxLogits
 
@@ -180,6 +182,87 @@ def run_model(
     return rows
 
 
+def training_rates(
+    name: str,
+    model_dir: Path,
+    taxonomy: Any,
+    train: list[Any],
+    threads_list: list[int],
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """Examples/s of the encoder's own training epoch (length-grouped batches of 32, AdamW,
+    schedule, clipping) in fp32 and under bf16 autocast, from the same weights on the same
+    names: the two interleaved in every round, two warm-up rounds discarded (oneDNN builds
+    a kernel per new batch shape), the median of the timed ones."""
+    import random
+
+    import torch
+    from tagger_plugins.bert import BertEncoder
+    from tagger_plugins.bert.finetune import _Distributed, _Trainer, load_classifier
+    from tagger_plugins.bert.runtime import _NoBar
+
+    from tagger_core.taxonomy import label_matrix
+
+    steps = args.train_steps if "base" not in name else max(1, args.train_steps // 2)
+    sample = random.Random(0).sample(train, min(len(train), steps * 32))
+    cpu = torch.device("cpu")
+    config = _config(model_dir.parent)
+    rows = []
+    for threads in threads_list:
+        torch.set_num_threads(threads)
+        trainers = {}
+        for precision in ("fp32", "bf16"):
+            params = BertEncoder.Params(model=str(model_dir), precision=precision, epochs=100)
+            loaded = load_classifier(params, taxonomy, seed=0)
+            trainer = _Trainer(
+                params, loaded.model, loaded.tokenizer, loaded.max_length, taxonomy, cpu,
+                _Distributed(cpu), seed=0,
+            )  # fmt: skip
+            trainer.set_data([r.text for r in sample], label_matrix(sample, taxonomy), None)
+            trainers[precision] = trainer
+        rates: dict[str, list[float]] = {p: [] for p in trainers}
+        for round_ in range(2 + args.train_rounds):
+            for precision, trainer in trainers.items():
+                started = time.perf_counter()
+                trainer.train_epoch(round_ + 1, _NoBar())
+                if round_ >= 2:
+                    rates[precision].append(len(sample) / (time.perf_counter() - started))
+            if round_ >= 2:
+                log(f"{name} training, {threads} thread(s): "
+                    + ", ".join(f"{p} {v[-1]:.1f}/s" for p, v in rates.items()))  # fmt: skip
+        lengths = trainers["fp32"].train.lengths
+        flops = 3 * forward_flops(config, np.asarray(lengths), len(taxonomy.labels))
+        for precision, values in rates.items():
+            rows.append({
+                "model": name, "precision": precision, "threads": threads,
+                "examples_per_s": statistics.median(values), "rounds": values,
+                "flops_per_example": flops, "examples": len(sample),
+            })  # fmt: skip
+    return rows
+
+
+def autocast_profile(folder: Path, texts: list[str]) -> list[dict[str, Any]]:
+    """Which ops take the time of bf16-autocast inference: an op autocast leaves slow (or
+    in fp32, converting to and fro) shows here."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from tagger_core import Tagger
+
+    tagger = Tagger.load(folder, runtime="torch")
+    tagger.encoder.params.precision = "bf16"
+    tagger.encoder.params.threads = 1
+    tagger.scores(texts)  # warm-up: every batch shape once
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        tagger.scores(texts)
+    total = sum(e.self_cpu_time_total for e in prof.key_averages())
+    rows = []
+    for event in prof.key_averages(group_by_input_shape=False):
+        if event.self_cpu_time_total / total < 0.01:
+            continue
+        rows.append({"op": event.key, "share": event.self_cpu_time_total / total})
+    return sorted(rows, key=lambda r: -r["share"])
+
+
 def _config(folder: Path) -> Any:
     from transformers import AutoConfig
 
@@ -195,17 +278,34 @@ def main() -> None:
     parser.add_argument("--names", type=int, default=None, help="test names (default: all)")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--base-names", type=int, default=500, help="names for bert-base")
-    parser.add_argument("--bf16-names", type=int, default=1000, help="names for torch bf16")
+    parser.add_argument(
+        "--bf16-names", type=int, default=1000, help="names for emulated torch bf16"
+    )
+    parser.add_argument("--train", type=Path, help="names for the training steps (default: test)")
+    parser.add_argument(
+        "--train-steps", type=int, default=20, help="batches of 32 per timed round; 0: none"
+    )
+    parser.add_argument("--train-rounds", type=int, default=3, help="timed, after 2 warm-ups")
+    parser.add_argument("--profile", action="store_true", help="autocast's ops, by time")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
 
+    from tagger_plugins.bert.runtime import cpu_has_native_bf16
+
     from tagger_core import Tagger, read_records
 
+    native = cpu_has_native_bf16()
     taxonomy = Tagger.load(args.tagger).taxonomy
     test = read_records(args.test, taxonomy=taxonomy)[: args.names]
+    train = read_records(args.train, taxonomy=taxonomy) if args.train else test
     threads_list = [int(t) for t in args.threads.split(",")]
-    results: dict[str, Any] = {"matmul": {t: matmul_rates(t) for t in threads_list}}
-    log(f"matmul rates: {results['matmul']}")
+    results: dict[str, Any] = {
+        "native_bf16": native,
+        "matmul": {t: matmul_rates(t) for t in threads_list},
+    }
+    log(f"native bf16: {native}; matmul rates: {results['matmul']}")
+    if args.profile:
+        results["profile"] = autocast_profile(args.tagger, [r.text for r in test[:2000]])
 
     rows = []
     checks = {}
@@ -218,12 +318,19 @@ def main() -> None:
         for quantize, runtime in (("none", "onnx fp32"), ("int8", "onnx int8")):
             folders[runtime], record = exported(source, quantize, args.valid)
             checks[f"{name}, {runtime}"] = record["check"]
-        fast = ("torch fp32", "onnx fp32", "onnx int8")
-        rows += run_model(name, folders, names, threads_list, args.rounds, fast, accuracy)
-        # bf16 autocast on a CPU without native bf16 is slow: fewer names, one round
-        rows += run_model(
-            name, folders, names[: args.bf16_names], threads_list, 1, ("torch bf16",), accuracy
-        )
+        if native:
+            rows += run_model(name, folders, names, threads_list, args.rounds, RUNTIMES, accuracy)
+        else:  # emulated bf16 autocast is slow: fewer names, one round
+            fast = ("torch fp32", "onnx fp32", "onnx int8")
+            rows += run_model(name, folders, names, threads_list, args.rounds, fast, accuracy)
+            rows += run_model(
+                name, folders, names[: args.bf16_names], threads_list, 1, ("torch bf16",), accuracy
+            )
+        if args.train_steps:
+            model_dir = folders["torch fp32"] / "encoder"
+            results.setdefault("training", []).extend(
+                training_rates(name, model_dir, taxonomy, train, threads_list, args)
+            )
     for row in rows:
         bound = results["matmul"][row["threads"]][row["runtime"].split()[-1]]
         row["bound_share"] = row["names_per_s"] * row["flops_per_name"] / bound
@@ -258,6 +365,28 @@ def table(results: dict[str, Any]) -> str:
             f"{ratio:.2f} | {100 * r['bound_share']:.0f} % | {r['bytes'] / 1e6:.0f} MB | "
             f"{r['load_s']:.1f} s | {exact} | {macro} |"
         )
+    if results.get("training"):
+        lines += [
+            "",
+            "| model | training | threads | examples/s | × fp32 | share of its matmul rate |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        fp32 = {
+            (r["model"], r["threads"]): r["examples_per_s"]
+            for r in results["training"]
+            if r["precision"] == "fp32"
+        }
+        for r in results["training"]:
+            bound = results["matmul"][r["threads"]][r["precision"]]
+            share = r["examples_per_s"] * r["flops_per_example"] / bound
+            ratio = r["examples_per_s"] / fp32[(r["model"], r["threads"])]
+            lines.append(
+                f"| {r['model']} | {r['precision']} | {r['threads']} | "
+                f"{r['examples_per_s']:.1f} | {ratio:.2f} | {100 * share:.0f} % |"
+            )
+    if results.get("profile"):
+        lines += ["", "bf16 autocast inference, self time by op (≥ 1 %): " + ", ".join(
+            f"{r['op']} {100 * r['share']:.0f} %" for r in results["profile"])]  # fmt: skip
     lines.append("")
     for name, check in results["checks"].items():
         lines.append(

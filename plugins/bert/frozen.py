@@ -105,7 +105,7 @@ class FeatureExtractor:
         self.pooling = pooling
         self.max_length = max_length
         self.batch_size = batch_size
-        self.device = device if session is None else torch.device("cpu")
+        self.device = device if session is None else CPU
         self.dtype = autocast_dtype(precision, device) if session is None else None
         self._fingerprint: str | None = None
 
