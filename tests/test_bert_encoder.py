@@ -589,6 +589,11 @@ def test_auto_precision_follows_the_cpus_bf16_support(
     # The operator's override wins over the detection, both ways.
     monkeypatch.setenv("TAGGER_CPU_BF16", "1" if not native else "0")
     assert cpu_has_native_bf16() is not native
+    # A torch without these checks (older or newer) is taken as having no native bf16.
+    monkeypatch.delenv("TAGGER_CPU_BF16")
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert cpu_has_native_bf16() is False and autocast_dtype("auto", cpu) is None
 
 
 @pytest.mark.parametrize("native", [True, False])
