@@ -252,7 +252,7 @@ def autocast_profile(folder: Path, texts: list[str]) -> list[dict[str, Any]]:
     tagger.encoder.params.precision = "bf16"
     tagger.encoder.params.threads = 1
     tagger.scores(texts)  # warm-up: every batch shape once
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
         tagger.scores(texts)
     total = sum(e.self_cpu_time_total for e in prof.key_averages())
     rows = []

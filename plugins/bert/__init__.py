@@ -234,10 +234,7 @@ class BertEncoder(Encoder[BertParams]):
             return np.zeros((0, self.n_labels), dtype=np.float32)
         encoded = tokenize(self.tokenizer, texts, self.max_length)
         if self.session is not None:
-            if self.session.threads != self.p.threads:  # threads set after loading (serve)
-                from .onnx_runtime import OnnxLogits
-
-                self.session = OnnxLogits(self.session.file, self.p.threads)
+            self.session = self.session.with_threads(self.p.threads)  # set after loading
             forward, dtype = self.session, None
         else:
             self.model.eval()
@@ -280,7 +277,7 @@ class BertEncoder(Encoder[BertParams]):
             raise ModelError("the bert encoder is not trained")
         import shutil
 
-        from .onnx_runtime import ONNX_DIR
+        from .onnx_runtime import keep_export
         from .runtime import quiet_transformers
 
         if self.model is None:  # loaded for ONNX only: the saved folder is the model
@@ -290,8 +287,7 @@ class BertEncoder(Encoder[BertParams]):
         with quiet_transformers():
             self.model.save_pretrained(directory)
             self.tokenizer.save_pretrained(directory)
-        if self.source is not None and (self.source / ONNX_DIR).is_dir():  # not retrained
-            shutil.copytree(self.source / ONNX_DIR, directory / ONNX_DIR)
+        keep_export(self.source, directory)
         write_state(
             directory,
             {
@@ -306,7 +302,7 @@ class BertEncoder(Encoder[BertParams]):
         from transformers import AutoConfig, AutoModelForSequenceClassification
 
         from .finetune import problem_type
-        from .onnx_runtime import ONNX_DIR, ONNX_FILE, OnnxLogits
+        from .onnx_runtime import OnnxLogits, exported_model
         from .runtime import (
             ModelSource,
             load_pretrained,
@@ -318,9 +314,7 @@ class BertEncoder(Encoder[BertParams]):
 
         state = read_state(directory)
         source = ModelSource(str(directory), True)
-        exported = directory / ONNX_DIR / ONNX_FILE
-        if self.p.runtime == "onnx" and not exported.is_file():
-            raise ModelError("no ONNX export: run `tagger export TAGGER --onnx`", file=exported)
+        exported = exported_model(directory, self.p.runtime)
         config = load_pretrained(AutoConfig, source, "config", ModelError)
         _check_labels(config, taxonomy, directory)
         if config.problem_type != problem_type(taxonomy):
@@ -331,7 +325,7 @@ class BertEncoder(Encoder[BertParams]):
             )
         self.tokenizer = load_tokenizer(source, ModelError)
         self.n_labels, self.source = len(taxonomy.labels), directory
-        if self.p.runtime != "torch" and exported.is_file():
+        if exported is not None:
             self.device = resolve_device("cpu", strict=False)
             self.session, self.model = OnnxLogits(exported, self.p.threads), None
         else:
@@ -428,11 +422,8 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
         # calls on a loaded tagger skip the lookup (it needs a digest of all the weights).
         known = self.extractor.has_fingerprint
         cache = self._cache() if known or len(texts) >= CACHE_LOOKUP_MIN else None
-        session = self.extractor.session
-        if session is not None and session.threads != self.p.threads:  # set after loading
-            from .onnx_runtime import OnnxLogits
-
-            self.extractor.session = OnnxLogits(session.file, self.p.threads)
+        if self.extractor.session is not None:  # threads set after loading reach it
+            self.extractor.session = self.extractor.session.with_threads(self.p.threads)
         with using_threads(self.p.threads):
             features = self.extractor(texts, cache=cache, write=False)
         return np.asarray(features @ self.weight.T + self.bias, dtype=np.float32)
@@ -443,15 +434,14 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
         import shutil
 
         from .frozen import save_extractor
-        from .onnx_runtime import ONNX_DIR
+        from .onnx_runtime import keep_export
 
         if self.extractor.backbone is None:  # loaded for ONNX only: the saved folder is it
             assert self.source is not None
             shutil.copytree(self.source, directory, dirs_exist_ok=True)
             return
         save_extractor(self.extractor, directory)
-        if self.source is not None and (self.source / ONNX_DIR).is_dir():  # not retrained
-            shutil.copytree(self.source / ONNX_DIR, directory / ONNX_DIR)
+        keep_export(self.source, directory)
         np.savez(directory / HEAD_FILE, weight=self.weight, bias=self.bias)
         write_state(
             directory,

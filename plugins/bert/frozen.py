@@ -286,15 +286,13 @@ def load_extractor(
 
     from tagger_core import ModelError
 
-    from .onnx_runtime import ONNX_DIR, ONNX_FILE, OnnxLogits
+    from .onnx_runtime import OnnxLogits, exported_model
     from .runtime import ModelSource, load_pretrained, load_saved, load_tokenizer
 
     source = ModelSource(str(directory), True)
     tokenizer = load_tokenizer(source, ModelError)
-    exported = directory / ONNX_DIR / ONNX_FILE
-    if runtime == "onnx" and not exported.is_file():
-        raise ModelError("no ONNX export: run `tagger export TAGGER --onnx`", file=exported)
-    if runtime != "torch" and exported.is_file():
+    exported = exported_model(directory, runtime)
+    if exported is not None:
         config = load_pretrained(AutoConfig, source, "config", ModelError)
         hidden = int(getattr(config, "hidden_size", -1))
         session = OnnxLogits(exported, params.threads)

@@ -39,6 +39,23 @@ def need_onnx_extra(*modules: str) -> None:
         raise PluginError(f'the ONNX path needs {", ".join(missing)}: pip install "tagger[onnx]"')
 
 
+def exported_model(directory: Path, runtime: str) -> Path | None:
+    """The ONNX export in a saved encoder folder that ``runtime`` asks to score with: with
+    auto, the export when there is one; with onnx, the export, which must be there; with
+    torch, none."""
+    exported = directory / ONNX_DIR / ONNX_FILE
+    if runtime == "onnx" and not exported.is_file():
+        raise ModelError("no ONNX export: run `tagger export TAGGER --onnx`", file=exported)
+    return exported if runtime != "torch" and exported.is_file() else None
+
+
+def keep_export(source: Path | None, directory: Path) -> None:
+    """Copy the export of the folder an encoder was loaded from into the folder it saves
+    itself in (only while its weights are the loaded ones: retraining clears ``source``)."""
+    if source is not None and (source / ONNX_DIR).is_dir():
+        shutil.copytree(source / ONNX_DIR, directory / ONNX_DIR)
+
+
 class ClassifierLogits(torch.nn.Module):
     """A transformers classifier as a function of (input_ids, attention_mask) → logits."""
 
@@ -141,6 +158,11 @@ class OnnxLogits:
         names = [i.name for i in self.session.get_inputs()]
         if names != ["input_ids", "attention_mask"]:
             raise ModelError(f"unexpected ONNX inputs {names}", file=file)
+
+    def with_threads(self, threads: int | None) -> OnnxLogits:
+        """This session, or a new one on ``threads`` (ONNX Runtime fixes them per session;
+        a server sets them after loading)."""
+        return self if threads == self.threads else OnnxLogits(self.file, threads)
 
     def __call__(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         feeds: dict[str, Any] = {
