@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 from tagger_core.schemas import Label, Record, Taxonomy
@@ -78,17 +79,25 @@ def all_characters() -> list[str]:
     return sorted(chars)
 
 
-def build_tiny_bert(folder: Path, *, layers: int = 1, hidden: int = 16, seed: int = 0) -> Path:
-    """A randomly initialised BERT with a character vocabulary: a stand-in for a
-    pretrained Chinese BERT folder (config.json, weights, tokenizer files)."""
+def build_tiny_bert(
+    folder: Path,
+    *,
+    layers: int = 1,
+    hidden: int = 16,
+    seed: int = 0,
+    words: Sequence[str] = (),
+    do_lower_case: bool = True,
+) -> Path:
+    """A randomly initialised BERT with a character vocabulary (plus ``words``): a
+    stand-in for a pretrained Chinese BERT folder (config.json, weights, tokenizer files)."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
-    vocab = [*SPECIAL, *all_characters(), *"abcdefghijklmnopqrstuvwxyz0123456789"]
+    vocab = [*SPECIAL, *all_characters(), *"abcdefghijklmnopqrstuvwxyz0123456789", *words]
     vocab_file = folder / "vocab.txt"
     vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(vocab=str(vocab_file))
+    tokenizer = BertTokenizer(vocab=str(vocab_file), do_lower_case=do_lower_case)
     config = BertConfig(
         vocab_size=len(vocab),
         hidden_size=hidden,

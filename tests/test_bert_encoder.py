@@ -637,3 +637,96 @@ def test_scoring_many_names_shows_a_bar(
     assert "bert: scoring" in err and "300/300" in err
     single.predict(TEXTS)  # one batch: no bar
     assert "bert: scoring" not in capsys.readouterr().err
+
+
+# -- a tokenizer that keeps case in front of a lowercase vocabulary -------------------------
+
+ENGLISH_KINDS = {
+    "hotel": ["Hotel", "Inn"],
+    "food": ["Restaurant", "Diner"],
+    "park": ["Park", "Garden"],
+    "museum": ["Museum", "Gallery"],
+}
+ENGLISH_PLACES = ["East", "Lake", "North", "River", "Old", "Grand"]
+ENGLISH_WORDS = sorted(
+    {w.lower() for ws in ENGLISH_KINDS.values() for w in ws} | {p.lower() for p in ENGLISH_PLACES}
+)
+
+
+def english_records(n: int, seed: int) -> list:
+    """Capitalised English names ("North Lake Garden" → park), as TripAdvisor's are."""
+    import random
+
+    from tagger_core import Record
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        kind = rng.choice(list(ENGLISH_KINDS))
+        name = f"{rng.choice(ENGLISH_PLACES)} {rng.choice(ENGLISH_PLACES)} "
+        out.append(Record(text=name + rng.choice(ENGLISH_KINDS[kind]), labels=(kind,)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def cased_over_uncased(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """m3e-small's case: a lowercase vocabulary whose tokenizer says do_lower_case=false."""
+    folder = tmp_path_factory.mktemp("cased-over-uncased")
+    return bf.build_tiny_bert(folder, hidden=32, words=ENGLISH_WORDS, do_lower_case=False)
+
+
+def test_a_cased_tokenizer_over_a_lowercase_vocabulary_is_made_to_lowercase(
+    cased_over_uncased: Path, tmp_path: Path
+) -> None:
+    from tagger_plugins.bert.runtime import ModelSource, load_tokenizer
+
+    source = ModelSource(str(cased_over_uncased), True)
+    assert load_tokenizer(source).tokenize("East Lake Park") == ["[UNK]"] * 3
+    fixed = load_tokenizer(source, match_vocabulary_case=True)
+    assert fixed.tokenize("East Lake Park") == ["east", "lake", "park"]
+    # A vocabulary with capitals is cased on purpose: its tokenizer is left alone.
+    cased = bf.build_tiny_bert(
+        tmp_path / "cased", words=[*ENGLISH_WORDS, "Park"], do_lower_case=False
+    )
+    kept = load_tokenizer(ModelSource(str(cased), True), match_vocabulary_case=True)
+    assert kept.tokenize("Park park") == ["Park", "park"]
+
+
+def test_training_learns_capitalised_names_and_saved_taggers_keep_their_tokenizer(
+    cased_over_uncased: Path, tmp_path: Path
+) -> None:
+    """Before the fix every capitalised word was [UNK] and nothing could be learnt; the
+    trained tagger saves the lowercasing tokenizer, and a tagger saved with a case-keeping
+    one (trained before) is loaded as it was trained."""
+    from transformers import AutoTokenizer
+
+    tagger = Tagger.create(
+        bf.taxonomy(),
+        encoder="bert",
+        encoder_params={"model": str(cased_over_uncased), **FAST, "epochs": 8},
+    ).train(english_records(300, 0), english_records(60, 1))
+    test = english_records(100, 2)
+    assert tagger.evaluate(test).exact_match >= 0.9
+    saved = tagger.save(tmp_path / "tagger")
+    loaded = Tagger.load(saved)
+    assert loaded.encoder.tokenizer.tokenize("East Park") == ["east", "park"]
+    texts = [r.text for r in test[:8]]
+    assert np.array_equal(loaded.scores(texts).logits, tagger.scores(texts).logits)
+
+    # What a tagger trained before the fix holds (its digests aside).
+    AutoTokenizer.from_pretrained(cased_over_uncased).save_pretrained(saved / "encoder")
+    old = Tagger.load(saved, verify=False)
+    assert old.encoder.tokenizer.tokenize("East Park") == ["[UNK]", "[UNK]"]
+
+
+@pytest.mark.parametrize("encoder", ["bert-frozen", "embedding"])
+def test_the_frozen_and_zero_shot_encoders_lowercase_too(
+    cased_over_uncased: Path, tmp_path: Path, encoder: str
+) -> None:
+    params: dict[str, object] = {"model": str(cased_over_uncased), "threads": 1}
+    if encoder == "bert-frozen":
+        params["cache_dir"] = str(tmp_path / "cache")
+    tagger = Tagger.create(bf.taxonomy(), encoder=encoder, encoder_params=params)
+    tagger.train(english_records(40, 0))
+    loaded = Tagger.load(tagger.save(tmp_path / "tagger"))
+    assert loaded.encoder.extractor.tokenizer.tokenize("North Inn") == ["north", "inn"]

@@ -392,7 +392,7 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
         )
 
         source = resolve_model(self.p.model)
-        tokenizer = load_tokenizer(source)
+        tokenizer = load_tokenizer(source, match_vocabulary_case=True)
         backbone = load_pretrained(AutoModel, source, "weights")
         max_length = effective_max_length(self.p, backbone.config, tokenizer)
         self.extractor = extractor_for(self.p, backbone, tokenizer, max_length, strict=True)

@@ -105,7 +105,7 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
         from .runtime import effective_max_length, load_pretrained, load_tokenizer, resolve_model
 
         source = resolve_model(self.p.model)
-        tokenizer = load_tokenizer(source)
+        tokenizer = load_tokenizer(source, match_vocabulary_case=True)
         backbone = load_pretrained(AutoModel, source, "weights")
         max_length = effective_max_length(self.p, backbone.config, tokenizer)
         self.extractor = extractor_for(self.p, backbone, tokenizer, max_length, strict=True)

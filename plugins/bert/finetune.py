@@ -297,7 +297,7 @@ def load_classifier(params: Any, taxonomy: Taxonomy, seed: int) -> Classifier:
     from transformers import AutoModelForSequenceClassification
 
     source = resolve_model(params.model)
-    tokenizer = load_tokenizer(source)
+    tokenizer = load_tokenizer(source, match_vocabulary_case=True)
     ids = taxonomy.label_ids
     torch.manual_seed(seed)  # the new classification head's initial weights
     model, info = load_pretrained(

@@ -150,13 +150,45 @@ def load_pretrained(
         ) from None
 
 
-def load_tokenizer(source: ModelSource, error: type = PluginError) -> Any:
+def load_tokenizer(
+    source: ModelSource, error: type = PluginError, *, match_vocabulary_case: bool = False
+) -> Any:
+    """The model's tokenizer. With ``match_vocabulary_case`` (a pretrained model about to
+    be trained or used, not a saved tagger, whose tokenizer is kept as it was trained), one
+    that keeps case in front of a lowercase vocabulary is made to lowercase: m3e-small ships
+    bert-base-chinese's uncased vocabulary with ``do_lower_case`` false, so every word with
+    a capital letter ("Central Park") became [UNK]."""
     from transformers import AutoTokenizer
 
     tokenizer = load_pretrained(AutoTokenizer, source, "tokenizer", error)
+    if (
+        match_vocabulary_case
+        and getattr(tokenizer, "do_lower_case", None) is False
+        and lowercase_vocabulary(tokenizer)
+    ):
+        log.info(
+            "the tokenizer of model '%s' keeps case but its vocabulary has no capital "
+            "letters: lowercasing the input, as the vocabulary was built",
+            source.location,
+        )
+        tokenizer = load_pretrained(AutoTokenizer, source, "tokenizer", error, do_lower_case=True)
     if tokenizer.pad_token_id is None:
         raise error(f"the tokenizer of model '{source.location}' has no padding token")
     return tokenizer
+
+
+def lowercase_vocabulary(tokenizer: Any) -> bool:
+    """Whether the vocabulary has small letters and no capitals, special tokens ([CLS],
+    <S>…) aside."""
+    special = set(getattr(tokenizer, "all_special_tokens", ()))
+    small = False
+    for token in tokenizer.get_vocab():
+        if token in special or (len(token) > 2 and token[0] in "[<" and token[-1] in "]>"):
+            continue
+        if token != token.lower():
+            return False
+        small = small or token != token.upper()
+    return small
 
 
 def effective_max_length(params: Any, config: Any, tokenizer: Any) -> int:
