@@ -532,6 +532,36 @@ def test_serve_refuses_what_it_cannot_serve(runner, tmp_path: Path, tagger_dir: 
     assert "loopback only" in one_line_error(public)
 
 
+def test_workers_share_the_cpus_unless_threads_are_given(
+    runner, tagger_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import tagger_core.cli.serve as serve_cli
+
+    started: list[tuple[int | None, int]] = []
+    monkeypatch.setattr(
+        serve_cli,
+        "run_server",
+        lambda settings, sock, workers, *rest: (
+            started.append((settings.threads, workers)),
+            sock.close(),
+        ),
+    )
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    for extra in (
+        [],
+        ["--workers", "2"],
+        ["--workers", "3"],
+        ["--workers", "16"],
+        ["--workers", "2", "--threads", "3"],
+    ):
+        result = runner.invoke(cli, ["serve", str(tagger_dir), "--port", "0", *extra])
+        assert result.exit_code == 0, result.output
+    # one process keeps the encoder's own default; N processes split the 8 CPUs
+    assert started == [(None, 1), (4, 2), (2, 3), (1, 16), (3, 2)]
+
+
 def test_a_missing_serve_extra_is_one_line(runner, tagger_dir: Path, monkeypatch) -> None:
     import builtins
 

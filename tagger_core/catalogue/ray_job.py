@@ -39,6 +39,7 @@ from tagger_core.catalogue.batches import TagBatches
 from tagger_core.components import FileOptions, RecordWriter, record_fields
 from tagger_core.data.io import iter_records, record_writer
 from tagger_core.data.shards import Shard
+from tagger_core.machine import available_cpus
 from tagger_core.tagger import RuleSpec, Tagger
 from tagger_core.workflows.predict import (
     PREDICTED,
@@ -169,14 +170,8 @@ def start_ray(settings: RaySettings) -> bool:
     if address:
         ray.init(address=address, **quiet)
     else:
-        ray.init(num_cpus=_local_cpus(), **quiet)
+        ray.init(num_cpus=available_cpus(), **quiet)
     return True
-
-
-def _local_cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def predict_with_ray(

@@ -411,10 +411,9 @@ def _fields_help(as_json: bool) -> str:
 
 def auto_jobs(input_path: Path | None) -> int:
     """One scoring worker for a large input file when a second CPU is free, else none."""
-    import os
+    from tagger_core.machine import available_cpus
 
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if input_path is None or (cpus or 1) < 2 or not input_path.is_file():
+    if input_path is None or available_cpus() < 2 or not input_path.is_file():
         return 0
     return 1 if input_path.stat().st_size >= AUTO_JOBS_BYTES else 0
 

@@ -142,7 +142,12 @@ def bound_socket(host: str, port: int) -> socket.socket:
     type=click.IntRange(min=1),
     help="Texts per batch.",
 )
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads each encoder scores with.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="CPU threads each encoder scores with (default: the encoder's own; with --workers N, "
+    "the CPUs divided among the N).",
+)
 @click.option(
     "--workers",
     default=1,
@@ -209,6 +214,11 @@ def serve_command(
 
         check_parent(corrections)
         CorrectionLog(corrections)  # a cut or malformed file: one line now, before listening
+    if threads is None and workers > 1:
+        from tagger_core.machine import available_cpus
+
+        # each process gets its share: N processes each scoring on every CPU fight for them
+        threads = max(1, available_cpus() // workers)
     settings = ServeSettings(
         taggers=served_taggers(taggers),
         verify=not no_verify,
