@@ -318,16 +318,19 @@ def test_inference_batches_are_sorted_and_barely_padded() -> None:
     assert np.all(np.diff(lengths[flat]) <= 0)  # longest first
 
 
-def test_inference_batches_weigh_padding_against_calls_exactly() -> None:
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16])
+def test_inference_batches_weigh_padding_against_calls_exactly(dtype: torch.dtype | None) -> None:
     """The split is the cheapest of all splits of the sorted order (brute force on small
-    inputs), counting each call's fixed cost: a server's 35 names of every length are a
-    few calls, not one per length."""
+    inputs), counting each call's fixed cost for the precision: a server's 35 names of
+    every length are a few calls, not one per length."""
     import itertools
 
-    from tagger_plugins.bert.runtime import CALL_COST_TOKENS, sorted_batches
+    from tagger_plugins.bert.runtime import call_cost_tokens, sorted_batches
+
+    call_cost = call_cost_tokens(dtype)
 
     def cost(lengths: np.ndarray, batches: list[np.ndarray]) -> int:
-        return sum(CALL_COST_TOKENS + len(b) * int(lengths[b].max()) for b in batches)
+        return sum(call_cost + len(b) * int(lengths[b].max()) for b in batches)
 
     rng = np.random.default_rng(1)
     for _ in range(30):
@@ -338,9 +341,21 @@ def test_inference_batches_weigh_padding_against_calls_exactly() -> None:
             for k in range(len(ordered))
             for cuts in itertools.combinations(range(1, len(ordered)), k)
         )
-        assert cost(lengths, sorted_batches(lengths, 256)) == cheapest
+        assert cost(lengths, sorted_batches(lengths, 256, call_cost)) == cheapest
     names = rng.integers(3, 25, size=35)  # POI names' token counts
-    assert len(sorted_batches(names, 256)) <= 4
+    assert len(sorted_batches(names, 256, call_cost)) <= 4
+
+
+def test_bf16_scoring_cuts_fewer_larger_batches() -> None:
+    """bf16 products need large tiles: a call's fixed cost weighs more, so a server's 64
+    names of every length become fewer calls than in fp32 (bench/inference_batches.py)."""
+    from tagger_plugins.bert.runtime import call_cost_tokens, sorted_batches
+
+    names = np.random.default_rng(2).integers(4, 30, size=64)
+    fp32 = sorted_batches(names, 256, call_cost_tokens(torch.float32))
+    bf16 = sorted_batches(names, 256, call_cost_tokens(torch.bfloat16))
+    assert call_cost_tokens(None) == call_cost_tokens(torch.float32)
+    assert len(bf16) < len(fp32)
 
 
 def test_label_weights() -> None:

@@ -668,6 +668,50 @@ def test_a_tagger_that_cannot_load_stops_the_server_in_one_line(
     assert last.startswith("Error: ") and victim.name in last, last
 
 
+@pytest.mark.slow
+def test_workers_load_before_taking_requests_and_a_failed_load_stops_them(
+    tagger_dir: Path, tmp_path: Path
+) -> None:
+    """Each worker loads its taggers before it takes a connection: once one /readyz says
+    ready, no request meets a worker still loading (503). A tagger that cannot load stops
+    every worker, exit status 2, with the command's one-line error and no traceback."""
+    import shutil
+
+    import httpx
+
+    process, url = start_server(tagger_dir, "--workers", "2")
+    try:
+        for _ in range(40):  # a new connection each: both workers take some
+            answer = httpx.post(f"{url}/v1/taggers/toy/predict", json={"text": "古镇"})
+            assert answer.status_code == 200, answer.text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+
+    broken = tmp_path / "toy"
+    shutil.copytree(tagger_dir, broken)
+    victim = next(path for path in (broken / "encoder").rglob("*") if path.is_file())
+    victim.write_bytes(b"changed")
+    failed = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "tagger"),
+            "serve",
+            str(broken),
+            "--port",
+            "0",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert failed.returncode == 2, failed.stderr
+    assert "Traceback" not in failed.stderr
+    errors = [line for line in failed.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors and all(victim.name in line for line in errors), failed.stderr
+
+
 def test_cors_is_off_unless_an_origin_is_named(tagger_dir: Path) -> None:
     preflight = {
         "Origin": "https://cms.example.com",

@@ -442,11 +442,22 @@ def shard_batches(batches: list[np.ndarray], rank: int, world: int) -> list[np.n
 TOKENS_PER_TEXT = 32
 # What one forward call costs beyond its token positions, in token positions: every call
 # streams all the weights and launches every op once. Measured with m3e-small on this
-# project's CPUs: one 7-token name costs 12 ms, a token position ~0.2 ms in a full batch.
+# project's CPUs: in fp32 one 7-token name costs 12 ms, a token position ~0.2 ms in a full
+# batch. In bf16 (AMX, AVX-512 BF16) a position costs far less and the products reach their
+# rate only on large tiles: 512 positions made 64 random names 1.3x and 256 names 1.7x
+# faster than 64 did, and left fp32 slower (bench/inference_batches.py).
 CALL_COST_TOKENS = 64
+BF16_CALL_COST_TOKENS = 512
 
 
-def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+def call_cost_tokens(dtype: torch.dtype | None) -> int:
+    """The fixed cost of a forward call, in token positions, for the precision it runs in."""
+    return BF16_CALL_COST_TOKENS if dtype == torch.bfloat16 else CALL_COST_TOKENS
+
+
+def sorted_batches(
+    lengths: np.ndarray, batch_size: int, call_cost: int = CALL_COST_TOKENS
+) -> list[np.ndarray]:
     """Inference batches: rows sorted by length, longest first, cut where the computed
     positions (padding included) plus a fixed cost per call are least (an exact split,
     by dynamic programming over the sorted lengths), at most ``batch_size`` texts and
@@ -462,7 +473,7 @@ def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     for j in range(1, n + 1):
         starts = np.arange(max(0, j - batch_size), j)
         sizes = j - starts
-        costs = best[starts] + CALL_COST_TOKENS + sizes * ordered[starts]
+        costs = best[starts] + call_cost + sizes * ordered[starts]
         costs[(sizes * ordered[starts] > budget) & (sizes > 1)] = np.inf
         pick = int(np.argmin(costs))
         best[j], cut[j] = costs[pick], starts[pick]
@@ -540,7 +551,7 @@ def run_sorted(
     if rows is None:
         rows = np.arange(len(encoded))
     out: np.ndarray | None = None
-    batches = sorted_batches(encoded.lengths[rows], batch_size)
+    batches = sorted_batches(encoded.lengths[rows], batch_size, call_cost_tokens(dtype))
     show = desc is not None and len(rows) > batch_size
     with (
         torch.inference_mode(),

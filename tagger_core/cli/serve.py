@@ -281,7 +281,12 @@ def run_server(
         sock.set_inheritable(True)
         from uvicorn.supervisors import Multiprocess
 
-        Multiprocess(config, sockets=[sock]).run()
+        from tagger_core.serve.app import STARTUP_FAILURE
+
+        supervisor = Multiprocess(config, sockets=[sock])
+        supervisor.run()
+        if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
+            raise SystemExit(2)  # the worker printed the one-line error
         return
     failure: list[str] = []
     server: uvicorn.Server

@@ -16,6 +16,7 @@ import hmac
 import logging
 import os
 import shutil
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -60,11 +61,22 @@ from tagger_core.taxonomy import labels_of
 log = logging.getLogger("tagger.serve")
 STATIC = Path(__file__).parent / "static"
 API = "/v1"
+STARTUP_FAILURE = (
+    3  # uvicorn.config.STARTUP_FAILURE: the exit status of a worker that can never serve
+)
 
 
-def create_app(settings: ServeSettings, on_failure: Callable[[str], None] | None = None) -> FastAPI:
+def create_app(
+    settings: ServeSettings,
+    on_failure: Callable[[str], None] | None = None,
+    *,
+    load_first: bool = False,
+) -> FastAPI:
     """The app for ``settings``; ``on_failure`` hears a tagger that fails to load (the CLI
-    stops the server with that line)."""
+    stops the server with that line). One process loads its taggers in the background, so
+    that /healthz answers at once; with ``load_first`` (each of several worker processes)
+    the taggers are loaded before the process takes a connection, since a request reaching
+    a worker still loading would get 503 after another worker's /readyz said ready."""
     served = Served(settings, on_failure or (lambda message: log.error("%s", message)))
     corrections = CorrectionLog(settings.corrections) if settings.corrections else None
 
@@ -72,6 +84,12 @@ def create_app(settings: ServeSettings, on_failure: Callable[[str], None] | None
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loader = threading.Thread(target=served.load, name="tagger-loader", daemon=True)
         loader.start()
+        if load_first:
+            await asyncio.to_thread(loader.join)
+            if served.failure is not None:  # logged in one line by on_failure
+                # uvicorn's supervisor stops every worker on this exit status rather than
+                # restarting one that would fail the same way
+                os._exit(STARTUP_FAILURE)
         try:
             yield
         finally:  # uvicorn calls this once in-flight requests are answered
@@ -425,4 +443,9 @@ SETTINGS_VARIABLE = "TAGGER_SERVE_SETTINGS"
 def app_from_environment() -> FastAPI:
     """The app of one of several server processes (``--workers``), built from the
     settings the command put in the environment."""
-    return create_app(ServeSettings.model_validate_json(os.environ[SETTINGS_VARIABLE]))
+    settings = ServeSettings.model_validate_json(os.environ[SETTINGS_VARIABLE])
+
+    def failed(message: str) -> None:  # the command's own one-line form; it exits 2 after
+        print(f"Error: {message}", file=sys.stderr, flush=True)
+
+    return create_app(settings, failed, load_first=True)
