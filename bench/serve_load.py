@@ -315,7 +315,7 @@ def run(args: argparse.Namespace) -> None:
                     )
                 )
                 after = server.batching()
-                if after:
+                if after and "--workers" not in args.serve_args:  # else: one worker's count
                     batches = after["batches"] - before["batches"]
                     figures["mean_batch"] = (after["texts"] - before["texts"]) / max(batches, 1)
                 row = {
