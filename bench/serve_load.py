@@ -88,11 +88,18 @@ class Server:
             raise SystemExit(f"server did not start: {line}{self.process.stderr.read()}")
         self.port = int(found.group(1))
         self.name = tagger.name
+        # every worker ready: a worker still loading takes no connection, so clients that
+        # connect early all land on the first one and keep their connections to it
+        workers = int(extra[extra.index("--workers") + 1]) if "--workers" in extra else 1
+        answered: set[int] = set()
         deadline = time.monotonic() + 120
-        while asyncio.run(one_request(self.port, "GET", "/readyz"))[0] != 200:
+        while len(answered) < workers:
+            status, body = asyncio.run(one_request(self.port, "GET", "/readyz"))
+            if status == 200:
+                answered.add(json.loads(body)["pid"])
             if time.monotonic() > deadline:
-                raise SystemExit("server not ready after 120 s")
-            time.sleep(0.2)
+                raise SystemExit(f"{len(answered)} of {workers} workers ready after 120 s")
+            time.sleep(0.05)
 
     def batching(self) -> dict[str, int]:
         """The server's scoring calls and texts so far (empty with batching off)."""

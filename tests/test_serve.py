@@ -681,9 +681,12 @@ def test_workers_load_before_taking_requests_and_a_failed_load_stops_them(
 
     process, url = start_server(tagger_dir, "--workers", "2")
     try:
+        answered = set()
         for _ in range(40):  # a new connection each: both workers take some
             answer = httpx.post(f"{url}/v1/taggers/toy/predict", json={"text": "古镇"})
             assert answer.status_code == 200, answer.text
+            answered.add(httpx.get(f"{url}/readyz").json()["pid"])
+        assert process.pid not in answered and len(answered) <= 2
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)

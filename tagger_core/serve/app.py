@@ -171,7 +171,9 @@ def create_app(
             for name, t in served.taggers.items()
             if t.batcher is not None
         }
-        return JSONResponse({"status": "ready", "loaded": loaded, "batching": batching})
+        # the process says who answered: with --workers, each keeps its own counts
+        body = {"status": "ready", "loaded": loaded, "batching": batching, "pid": os.getpid()}
+        return JSONResponse(body)
 
     # -- taggers and prediction -----------------------------------------------------------
 
