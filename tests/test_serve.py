@@ -584,20 +584,25 @@ def test_a_folder_of_taggers_is_served_by_folder_name(tagger_dir: Path) -> None:
     assert served_taggers((tagger_dir,)) == {"toy": tagger_dir}
 
 
+def serve_argv(tagger_dir: Path, *options: str) -> list[str]:
+    """`tagger serve` on a free port, as a subprocess's command line."""
+    return [
+        str(Path(sys.executable).parent / "tagger"),
+        "serve",
+        str(tagger_dir),
+        "--port",
+        "0",
+        *options,
+    ]
+
+
 def start_server(tagger_dir: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
     """`tagger serve` in a process of its own on a free port, once every worker is ready
     (20 new connections in a row answered 200 by /readyz)."""
     import httpx
 
     process = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "tagger"),
-            "serve",
-            str(tagger_dir),
-            "--port",
-            "0",
-            *options,
-        ],
+        serve_argv(tagger_dir, *options),
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -696,15 +701,7 @@ def test_workers_load_before_taking_requests_and_a_failed_load_stops_them(
     victim = next(path for path in (broken / "encoder").rglob("*") if path.is_file())
     victim.write_bytes(b"changed")
     failed = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "tagger"),
-            "serve",
-            str(broken),
-            "--port",
-            "0",
-            "--workers",
-            "2",
-        ],
+        serve_argv(broken, "--workers", "2"),
         capture_output=True,
         text=True,
         timeout=120,
