@@ -444,8 +444,9 @@ TOKENS_PER_TEXT = 32
 # streams all the weights and launches every op once. Measured with m3e-small on this
 # project's CPUs: in fp32 one 7-token name costs 12 ms, a token position ~0.2 ms in a full
 # batch. In bf16 (AMX, AVX-512 BF16) a position costs far less and the products reach their
-# rate only on large tiles: 512 positions made 64 random names 1.3x and 256 names 1.7x
-# faster than 64 did, and left fp32 slower (bench/inference_batches.py).
+# rate only on large tiles: counting 512 positions made calls of 256 random names 1.1-1.3x
+# faster than 64 did (up to 64 names: within noise), and left fp32 slower
+# (bench/inference_batches.py).
 CALL_COST_TOKENS = 64
 BF16_CALL_COST_TOKENS = 512
 

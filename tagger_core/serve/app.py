@@ -61,9 +61,8 @@ from tagger_core.taxonomy import labels_of
 log = logging.getLogger("tagger.serve")
 STATIC = Path(__file__).parent / "static"
 API = "/v1"
-STARTUP_FAILURE = (
-    3  # uvicorn.config.STARTUP_FAILURE: the exit status of a worker that can never serve
-)
+# uvicorn.config.STARTUP_FAILURE: the exit status of a worker that can never serve
+STARTUP_FAILURE = 3
 
 
 def create_app(
