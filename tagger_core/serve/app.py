@@ -171,8 +171,8 @@ def create_app(
             if t.batcher is not None
         }
         # the process says who answered: with --workers, each keeps its own counts
-        body = {"status": "ready", "loaded": loaded, "batching": batching, "pid": os.getpid()}
-        return JSONResponse(body)
+        ready: dict[str, Any] = {"status": "ready", "loaded": loaded, "batching": batching}
+        return JSONResponse({**ready, "pid": os.getpid()})
 
     # -- taggers and prediction -----------------------------------------------------------
 
