@@ -21,7 +21,7 @@ CORE = "tagger_core"
 
 # Lowest first. A module may import its own layer or a lower one, never a higher one.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("errors", "files", "hookspecs", "progress_bars", "version")),
+    ("foundation", ("errors", "files", "hookspecs", "machine", "progress_bars", "version")),
     ("data types", ("schemas", "scores")),
     ("contracts", ("components", "taxonomy")),
     ("registry", ("registry",)),
