@@ -90,15 +90,15 @@ class Server:
         self.name = tagger.name
         # every worker ready: a worker still loading takes no connection, so clients that
         # connect early all land on the first one and keep their connections to it
-        workers = int(extra[extra.index("--workers") + 1]) if "--workers" in extra else 1
+        self.workers = int(extra[extra.index("--workers") + 1]) if "--workers" in extra else 1
         answered: set[int] = set()
         deadline = time.monotonic() + 120
-        while len(answered) < workers:
+        while len(answered) < self.workers:
             status, body = asyncio.run(one_request(self.port, "GET", "/readyz"))
             if status == 200:
                 answered.add(json.loads(body)["pid"])
             if time.monotonic() > deadline:
-                raise SystemExit(f"{len(answered)} of {workers} workers ready after 120 s")
+                raise SystemExit(f"{len(answered)} of {self.workers} workers ready after 120 s")
             time.sleep(0.05)
 
     def batching(self) -> dict[str, int]:
@@ -322,7 +322,7 @@ def run(args: argparse.Namespace) -> None:
                     )
                 )
                 after = server.batching()
-                if after and "--workers" not in args.serve_args:  # else: one worker's count
+                if after and server.workers == 1:  # else /readyz gives one worker's count
                     batches = after["batches"] - before["batches"]
                     figures["mean_batch"] = (after["texts"] - before["texts"]) / max(batches, 1)
                 row = {

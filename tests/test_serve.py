@@ -597,8 +597,8 @@ def serve_argv(tagger_dir: Path, *options: str) -> list[str]:
 
 
 def start_server(tagger_dir: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
-    """`tagger serve` in a process of its own on a free port, once every worker is ready
-    (20 new connections in a row answered 200 by /readyz)."""
+    """`tagger serve` in a process of its own on a free port, once /readyz answers 200 (a
+    worker takes connections only once its taggers are loaded, so one answer is enough)."""
     import httpx
 
     process = subprocess.Popen(
@@ -610,15 +610,14 @@ def start_server(tagger_dir: Path, *options: str) -> tuple[subprocess.Popen[str]
     assert process.stderr is not None
     url = re.search(r"on (http://\S+) ", process.stderr.readline()).group(1)  # type: ignore[union-attr]
     deadline = time.monotonic() + 90
-    ready = 0
-    while ready < 20:
+    while True:
         try:
-            ready = ready + 1 if httpx.get(f"{url}/readyz").status_code == 200 else 0
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                return process, url
         except httpx.TransportError:
-            ready = 0
+            pass
         assert time.monotonic() < deadline, "the server did not become ready"
         time.sleep(0.02)
-    return process, url
 
 
 @pytest.mark.slow
@@ -657,15 +656,21 @@ def test_a_stop_signal_lets_requests_in_flight_finish(tagger_dir: Path) -> None:
         process.wait()
 
 
-def test_a_tagger_that_cannot_load_stops_the_server_in_one_line(
-    runner, tagger_dir: Path, tmp_path: Path
-) -> None:
+def broken_copy(tagger_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the tagger under its own name with one weights file changed."""
     import shutil
 
     broken = tmp_path / "toy"
     shutil.copytree(tagger_dir, broken)
     victim = next(path for path in (broken / "encoder").rglob("*") if path.is_file())
     victim.write_bytes(b"changed")
+    return broken, victim
+
+
+def test_a_tagger_that_cannot_load_stops_the_server_in_one_line(
+    runner, tagger_dir: Path, tmp_path: Path
+) -> None:
+    broken, victim = broken_copy(tagger_dir, tmp_path)
     result = runner.invoke(cli, ["serve", str(broken), "--port", "0"])
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
@@ -680,8 +685,6 @@ def test_workers_load_before_taking_requests_and_a_failed_load_stops_them(
     """Each worker loads its taggers before it takes a connection: once one /readyz says
     ready, no request meets a worker still loading (503). A tagger that cannot load stops
     every worker, exit status 2, with the command's one-line error and no traceback."""
-    import shutil
-
     import httpx
 
     process, url = start_server(tagger_dir, "--workers", "2")
@@ -696,10 +699,7 @@ def test_workers_load_before_taking_requests_and_a_failed_load_stops_them(
         process.send_signal(signal.SIGTERM)
         process.wait(30)
 
-    broken = tmp_path / "toy"
-    shutil.copytree(tagger_dir, broken)
-    victim = next(path for path in (broken / "encoder").rglob("*") if path.is_file())
-    victim.write_bytes(b"changed")
+    broken, victim = broken_copy(tagger_dir, tmp_path)
     failed = subprocess.run(
         serve_argv(broken, "--workers", "2"),
         capture_output=True,

@@ -171,8 +171,9 @@ def create_app(
             if t.batcher is not None
         }
         # the process says who answered: with --workers, each keeps its own counts
-        ready: dict[str, Any] = {"status": "ready", "loaded": loaded, "batching": batching}
-        return JSONResponse({**ready, "pid": os.getpid()})
+        return JSONResponse(
+            {"status": "ready", "loaded": loaded, "batching": batching, "pid": os.getpid()}
+        )
 
     # -- taggers and prediction -----------------------------------------------------------
 
