@@ -4,6 +4,7 @@ TF-IDF trained on a few labelled names.
     M3E=$(.venv/bin/python -c 'import importlib.util as u; print(u.find_spec("embedding").submodule_search_locations[0] + "/m3e-small")')
     .venv/bin/python bench/zero_shot.py --model $M3E [--sets attractions,hotels,poi] [--seeds 0,1,2] \\
         [-p label_match=mean --out zero-shot-mean]
+    .venv/bin/python bench/zero_shot.py --model $M3E --sets hotels --per-label [--taxonomy FILE]
 
 For each seed the labelled names are drawn from the set's pool: 10, 30 and 100 at random
 for TF-IDF, and k = 5 and 10 per label for few-shot (the embedding encoder and TF-IDF on
@@ -144,6 +145,27 @@ def table(all_results: dict[str, dict[str, list[dict]]]) -> None:
             print(f"| {name} | {method} | {labelled:.0f} | {' | '.join(cells)} |")
 
 
+def per_label(
+    name: str, model: str, threads: int, extra: dict[str, Any], taxonomy_file: str | None
+) -> None:
+    """Zero-shot on the whole pool, F1 per label: which labels a taxonomy change moved."""
+    spec = SETS[name]
+    source = taxonomy_file or spec["taxonomy"]
+    taxonomy = (
+        resolve_taxonomy(source)
+        if isinstance(source, str) and taxonomy_file is None
+        else load_taxonomy_file(Path(source))
+    )
+    test = [r for path in spec["pool"] for r in read_records(path, taxonomy=taxonomy)]
+    params = {"model": model, "threads": threads, **extra}
+    zero = Tagger.create(taxonomy, encoder="embedding", encoder_params=params).train([])
+    evaluation = zero.evaluate(test)
+    print(f"{name}, {len(test)} names, micro F1 {evaluation.micro_f1:.3f}")
+    print("| label | names | F1 |\n|---|---:|---|")
+    for row in evaluation.per_label:
+        print(f"| {row.label} | {row.support} | {row.f1:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="sentence-embedding model folder")
@@ -154,8 +176,18 @@ def main() -> None:
         "-p", dest="params", action="append", default=[], help="embedding KEY=VALUE (repeatable)"
     )
     parser.add_argument("--out", default="zero-shot", help="bench-out/OUT.json")
+    parser.add_argument(
+        "--per-label",
+        action="store_true",
+        help="instead: zero-shot on each set's whole pool, F1 per label",
+    )
+    parser.add_argument("--taxonomy", help="with --per-label: this taxonomy file instead")
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.params)
+    if args.per_label:
+        for name in args.sets.split(","):
+            per_label(name, args.model, args.threads, extra, args.taxonomy)
+        return
     seeds = [int(s) for s in args.seeds.split(",")]
     all_results = {}
     for name in args.sets.split(","):

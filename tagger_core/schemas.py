@@ -32,6 +32,9 @@ class Label(BaseModel):
     translations: dict[str, str] = Field(default_factory=dict)
     description: str = ""
     aliases: list[str] = Field(default_factory=list)
+    # Not label names: words that mark a name as this label (brands, chains, place words),
+    # for taggers that work from the taxonomy's words alone.
+    keywords: list[str] = Field(default_factory=list)
     parent: str | None = None
 
     @property

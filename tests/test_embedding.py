@@ -175,3 +175,66 @@ def test_label_text_cosines_closest_and_mean() -> None:
     mean = zero_shot.text_cosines(names, texts, starts, "mean")
     centre = zero_shot.normalized(texts[2:].mean(axis=0, keepdims=True))
     np.testing.assert_allclose(mean[:, 1], (names @ centre.T)[:, 0], atol=1e-6)
+
+
+def keyword_taxonomy(mode: str) -> Taxonomy:
+    """The toy kinds, and 东湖 — a place, not a kind — as a keyword of `hotel`: a brand the
+    model cannot know, that only the taxonomy says."""
+    labels = [label.model_copy() for label in taxonomy(mode).labels]
+    labels[0] = labels[0].model_copy(update={"keywords": ["东湖"]})
+    assert labels[0].id == "hotel"
+    return Taxonomy(name=f"toy-keywords-{mode}", mode=mode, labels=labels)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["single-label", "multi-label"])
+def test_a_keyword_held_word_for_word_gives_its_label(
+    tiny_bert: Path, tmp_path: Path, mode: str
+) -> None:
+    names = ["东湖公园", "东湖老面馆", "东湖博物馆", "东湖大绿地"]
+    params = {"model": str(tiny_bert), "threads": 1}
+    on, off = (
+        Tagger.create(
+            keyword_taxonomy(mode), encoder="embedding", encoder_params={**params, "verbatim": v}
+        ).train([])
+        for v in (True, False)
+    )
+    assert all("hotel" in p.labels for p in on.predict(names))
+    assert not any("hotel" in p.labels for p in off.predict(names))
+    # Names that hold no label text word for word are scored as before.
+    others = ["汉口光谷", "武昌江汉"]
+    np.testing.assert_allclose(on.scores(others).logits, off.scores(others).logits, atol=1e-6)
+    on.save(tmp_path / "saved")
+    loaded = Tagger.load(tmp_path / "saved")
+    assert [p.labels for p in loaded.predict(names)] == [p.labels for p in on.predict(names)]
+
+
+def test_verbatim_patterns_hold_chinese_anywhere_and_latin_as_whole_words() -> None:
+    from tagger_plugins.bert import zero_shot
+
+    per_label = [
+        ["Spa", "温泉"],
+        ["W Hotel", "a description far longer than any word a name would hold"],
+        ["X"],  # one character: too short to mean anything
+    ]
+    patterns = zero_shot.verbatim_patterns(per_label)
+    assert patterns[2] is None
+    names = [
+        "Grand SPA Hotel",
+        "Spanish Inn",
+        "汤山温泉度假村",
+        "the w hotel, Guangzhou",
+        "a description far longer than any word a name would hold",
+        "X",
+    ]
+    matches = zero_shot.verbatim_matches(names, patterns)
+    assert matches.tolist() == [
+        [True, False, False],
+        [False, False, False],
+        [True, False, False],
+        [False, True, False],
+        [False, False, False],
+        [False, False, False],
+    ]
+    cosines = np.full((len(names), 3), 0.4, dtype=np.float32)
+    raised = zero_shot.with_verbatim(cosines, matches)
+    assert raised[0].tolist() == pytest.approx([1.0, 0.4, 0.4])

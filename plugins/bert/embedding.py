@@ -35,6 +35,10 @@ class EmbeddingParams(ExtractorParams):
         default="closest",
         description="a name against the closest of a label's texts, or their mean vector",
     )
+    verbatim: bool = Field(
+        default=True,
+        description="a name holding a label's name, alias or keyword word for word scores 1",
+    )
     description_weight: float = Field(
         default=4.0, ge=0, description="weight of a label's own texts against one example"
     )
@@ -64,6 +68,7 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
         return {
             "label_text": ParamRange(choices=("all", "names", "description")),
             "label_match": ParamRange(choices=("closest", "mean")),
+            "verbatim": ParamRange(choices=(True, False)),
             "description_weight": ParamRange(0.25, 16.0, log=True),
         }
 
@@ -78,6 +83,7 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
         self.scale = 1.0
         self.calibration_rows = 0
         self.multi_label = True
+        self.patterns: list[Any] = []  # per label, its texts as a pattern (verbatim)
 
     @property
     def p(self) -> EmbeddingParams:
@@ -112,6 +118,7 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
         self.multi_label = taxonomy.mode == "multi-label"
 
         per_label = zero_shot.label_texts(taxonomy, self.p.label_text)
+        self.patterns = self._patterns(taxonomy)
         owners = [j for j, group in enumerate(per_label) for _ in group]
         flat = [text for group in per_label for text in group]
         text_vectors = zero_shot.normalized(self._vectors(flat))
@@ -134,6 +141,7 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
             )
             units = zero_shot.normalized(examples)
             closest = zero_shot.text_cosines(units, text_vectors, self.starts, self.p.label_match)
+            closest = self._verbatim(texts, closest)
             others = targets.sum(axis=0)[None, :] - targets > 0  # examples besides this one
             cosines.append(zero_shot.combine(closest, left_out, others))
             truth.append(targets)
@@ -149,19 +157,28 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
         self.scale = self.p.scale if self.p.scale is not None else scale
         self.calibration_rows = rows
 
+    def _patterns(self, taxonomy: Taxonomy) -> list[Any]:
+        from . import zero_shot
+
+        if not self.p.verbatim:
+            return []
+        return zero_shot.verbatim_patterns(zero_shot.label_texts(taxonomy, "names"))
+
+    def _verbatim(self, texts: list[str], cosines: np.ndarray) -> np.ndarray:
+        from . import zero_shot
+
+        if not self.patterns:
+            return cosines
+        return zero_shot.with_verbatim(cosines, zero_shot.verbatim_matches(texts, self.patterns))
+
     def _cosines(self, texts: list[str]) -> np.ndarray:
         from . import zero_shot
 
         assert self.prototypes is not None and self.text_vectors is not None
         units = zero_shot.normalized(self._vectors(texts))
-        return zero_shot.similarities(
-            units,
-            self.text_vectors,
-            self.starts,
-            self.prototypes,
-            self.with_examples,
-            self.p.label_match,
-        )
+        closest = zero_shot.text_cosines(units, self.text_vectors, self.starts, self.p.label_match)
+        closest = self._verbatim(texts, closest)
+        return zero_shot.combine(closest, units @ self.prototypes.T, self.with_examples)
 
     def logits(self, texts: list[str]) -> np.ndarray:
         if self.extractor is None or self.prototypes is None:
@@ -237,5 +254,6 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
         except (KeyError, TypeError, ValueError):
             raise ModelError("the saved state has no margin and scale", file=directory) from None
         self.multi_label = taxonomy.mode == "multi-label"
+        self.patterns = self._patterns(taxonomy)
         self.calibration_rows = int(state.get("calibration_rows", 0))
         self.extractor = extractor

@@ -1,14 +1,17 @@
 """Zero- and few-shot scoring: names against label prototypes in a sentence-embedding space.
 
 A name's similarity to a label is its cosine to the closest of the label's own texts
-(display name, translations, aliases, description); once the label has labelled names, the
-larger of that and the cosine to the label's prototype: the mean of its texts' vectors,
-weighted, plus its names' vectors. (On the attraction examples' training file the closest
-text beat the mean of the texts by 5 points of micro F1 with no labelled name; with a few
-per label the prototype carries the score.) Cosine similarities are then turned into
-logits. Raw cosines of embedding models sit in a narrow band that moves from name to name,
-so a fixed cosine threshold does not carry from one name to the next; what does is the
-distance to the name's best label. A multi-label logit is therefore ``scale · (cos − best cos + margin)``: the best label
+(display name, translations, aliases, keywords, description), or 1 — an identical text —
+when the name holds one of its short texts word for word (``verbatim``: a small sentence
+model does not know that 香格里拉 is a luxury brand, but the taxonomy can say so). Once the
+label has labelled names, it is the larger of that and the cosine to the label's
+prototype: the mean of its texts' vectors, weighted, plus its names' vectors. (On the
+attraction examples' training file the closest text beat the mean of the texts by 5
+points of micro F1 with no labelled name; with a few per label the prototype carries the
+score.) Cosine similarities are then turned into logits. Raw cosines of embedding models
+sit in a narrow band that moves from name to name, so a fixed cosine threshold does not
+carry from one name to the next; what does is the distance to the name's best label. A
+multi-label logit is therefore ``scale · (cos − best cos + margin)``: the best label
 always scores ``scale · margin`` > 0, and others join it when they are within ``margin``.
 Single-label logits are ``scale · cos`` (softmax over the labels).
 
@@ -17,6 +20,7 @@ Everything here is numpy on vectors; the model that makes the vectors is the cal
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,16 +34,23 @@ from tagger_core import Taxonomy
 DEFAULT_MARGIN = 0.001
 DEFAULT_SCALE = 50.0
 MARGINS = (0.001, 0.0025, *np.round(np.arange(0.005, 0.1501, 0.005), 3))
+# A text longer than this is a description, not a word a name would hold.
+MAX_VERBATIM_CHARS = 24
 SCALES = (5.0, 10.0, 20.0, 30.0, 50.0, 80.0, 120.0, 200.0)
 
 
 def label_texts(taxonomy: Taxonomy, use: str = "all") -> list[list[str]]:
     """Per label, the texts its prototype is made from (distinct, in a fixed order):
-    ``names`` — display name, translations and aliases; ``description`` — the
+    ``names`` — display name, translations, aliases and keywords; ``description`` — the
     description (the display name when there is none); ``all`` — both."""
     out = []
     for label in taxonomy.labels:
-        names = [label.display_name, *label.translations.values(), *label.aliases]
+        names = [
+            label.display_name,
+            *label.translations.values(),
+            *label.aliases,
+            *label.keywords,
+        ]
         description = [label.description] if label.description.strip() else []
         texts = {
             "names": names,
@@ -48,6 +59,36 @@ def label_texts(taxonomy: Taxonomy, use: str = "all") -> list[list[str]]:
         }[use]
         out.append(list(dict.fromkeys(t.strip() for t in texts if t.strip())))
     return out
+
+
+def verbatim_patterns(per_label: list[list[str]]) -> list[re.Pattern[str] | None]:
+    """Per label, one pattern for its short texts (names, translations, aliases; not
+    descriptions): Chinese as substrings, Latin as whole words, case-folded."""
+    patterns: list[re.Pattern[str] | None] = []
+    for texts in per_label:
+        parts = []
+        for text in texts:
+            folded = text.casefold()
+            if len(folded) > MAX_VERBATIM_CHARS or len(folded) < 2:
+                continue
+            escaped = re.escape(folded)
+            parts.append(rf"(?<![a-z0-9]){escaped}(?![a-z0-9])" if folded.isascii() else escaped)
+        patterns.append(re.compile("|".join(parts)) if parts else None)
+    return patterns
+
+
+def verbatim_matches(names: list[str], patterns: list[re.Pattern[str] | None]) -> np.ndarray:
+    """n × L: whether the name holds one of the label's short texts word for word."""
+    out = np.zeros((len(names), len(patterns)), dtype=bool)
+    for j, pattern in enumerate(patterns):
+        if pattern is not None:
+            out[:, j] = [pattern.search(name.casefold()) is not None for name in names]
+    return out
+
+
+def with_verbatim(cosines: np.ndarray, matches: np.ndarray) -> np.ndarray:
+    """A label whose text the name holds word for word scores as an identical text would."""
+    return np.asarray(np.where(matches, np.maximum(cosines, 1.0), cosines), dtype=np.float32)
 
 
 def normalized(vectors: np.ndarray) -> np.ndarray:
@@ -106,22 +147,9 @@ def text_cosines(
     return np.asarray(np.maximum.reduceat(units @ text_vectors.T, starts, axis=1), np.float32)
 
 
-def similarities(
-    units: np.ndarray,
-    text_vectors: np.ndarray,
-    starts: np.ndarray,
-    prototypes: np.ndarray,
-    with_examples: np.ndarray,
-    match: str = "closest",
-) -> np.ndarray:
-    """n × L: the label-text cosine (:func:`text_cosines`), or the prototype cosine where it
-    is larger for the labels ``with_examples`` (a boolean per label, or n × L for
-    leave-one-out)."""
-    closest = text_cosines(units, text_vectors, starts, match)
-    return combine(closest, units @ prototypes.T, with_examples)
-
-
 def combine(closest: np.ndarray, prototype: np.ndarray, with_examples: np.ndarray) -> np.ndarray:
+    """n × L: the label-text cosine, or the prototype cosine where it is larger for the labels
+    ``with_examples`` (a boolean per label, or n × L for leave-one-out)."""
     return np.asarray(np.where(with_examples, np.maximum(closest, prototype), closest), np.float32)
 
 
