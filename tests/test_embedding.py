@@ -238,3 +238,28 @@ def test_verbatim_patterns_hold_chinese_anywhere_and_latin_as_whole_words() -> N
     cosines = np.full((len(names), 3), 0.4, dtype=np.float32)
     raised = zero_shot.with_verbatim(cosines, matches)
     assert raised[0].tolist() == pytest.approx([1.0, 0.4, 0.4])
+
+
+def test_a_tagger_saved_before_verbatim_matches_loads_without_them(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    import json
+
+    names = ["东湖公园", "东湖老面馆"]
+    tagger = Tagger.create(
+        keyword_taxonomy("single-label"),
+        encoder="embedding",
+        encoder_params={"model": str(tiny_bert), "threads": 1, "verbatim": False},
+    ).train([])
+    tagger.save(tmp_path / "old")
+    state_file = tmp_path / "old/encoder/tagger_bert.json"
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    del state["verbatim"]  # as written before the option existed
+    state_file.write_text(json.dumps(state), encoding="utf-8")
+    manifest_file = tmp_path / "old/manifest.json"
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    del manifest["encoder"]["params"]["verbatim"]  # loads with today's default, True
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    loaded = Tagger.load(tmp_path / "old", verify=False)
+    assert loaded.encoder.params.verbatim is False  # type: ignore[attr-defined]
+    np.testing.assert_allclose(loaded.scores(names).logits, tagger.scores(names).logits, atol=1e-5)

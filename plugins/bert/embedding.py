@@ -215,6 +215,7 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
                 "margin": self.margin,
                 "scale": self.scale,
                 "calibration_rows": self.calibration_rows,
+                "verbatim": self.p.verbatim,
             },
         )
 
@@ -254,6 +255,10 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
         except (KeyError, TypeError, ValueError):
             raise ModelError("the saved state has no margin and scale", file=directory) from None
         self.multi_label = taxonomy.mode == "multi-label"
+        # A tagger saved before verbatim matches existed scores as it did then.
+        verbatim = bool(state.get("verbatim", False))
+        if verbatim != self.p.verbatim:
+            self.params = self.params.model_copy(update={"verbatim": verbatim})
         self.patterns = self._patterns(taxonomy)
         self.calibration_rows = int(state.get("calibration_rows", 0))
         self.extractor = extractor
