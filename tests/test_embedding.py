@@ -186,19 +186,25 @@ def keyword_taxonomy(mode: str) -> Taxonomy:
     return Taxonomy(name=f"toy-keywords-{mode}", mode=mode, labels=labels)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("mode", ["single-label", "multi-label"])
-def test_a_keyword_held_word_for_word_gives_its_label(
-    tiny_bert: Path, tmp_path: Path, mode: str
-) -> None:
-    names = ["东湖公园", "东湖老面馆", "东湖博物馆", "东湖大绿地"]
-    params = {"model": str(tiny_bert), "threads": 1}
-    on, off = (
+def keyword_taggers(model: Path, mode: str) -> tuple[Tagger, Tagger]:
+    """The same zero-shot tagger with verbatim matches on and off."""
+    return tuple(  # type: ignore[return-value]
         Tagger.create(
-            keyword_taxonomy(mode), encoder="embedding", encoder_params={**params, "verbatim": v}
+            keyword_taxonomy(mode),
+            encoder="embedding",
+            encoder_params={"model": str(model), "threads": 1, "verbatim": verbatim},
         ).train([])
-        for v in (True, False)
+        for verbatim in (True, False)
     )
-    assert all("hotel" in p.labels for p in on.predict(names))
+
+
+def test_a_keyword_held_word_for_word_adds_its_label(tiny_bert: Path, tmp_path: Path) -> None:
+    names = ["东湖公园", "东湖老面馆", "东湖博物馆", "东湖大绿地"]
+    kinds = ["park", "food", "museum", "park"]
+    on, off = keyword_taggers(tiny_bert, "multi-label")
+    assert all(
+        {"hotel", kind} <= set(p.labels) for p, kind in zip(on.predict(names), kinds, strict=True)
+    )
     assert not any("hotel" in p.labels for p in off.predict(names))
     # Names that hold no label text word for word are scored as before.
     others = ["汉口光谷", "武昌江汉"]
@@ -206,6 +212,23 @@ def test_a_keyword_held_word_for_word_gives_its_label(
     on.save(tmp_path / "saved")
     loaded = Tagger.load(tmp_path / "saved")
     assert [p.labels for p in loaded.predict(names)] == [p.labels for p in on.predict(names)]
+
+
+def test_single_label_takes_the_keyword_or_the_closer_of_two_held_labels(tiny_bert: Path) -> None:
+    on, off = keyword_taggers(tiny_bert, "single-label")
+    only_the_keyword = ["东湖光谷", "东湖江汉", "东湖武昌", "东湖汉口"]
+    assert all(list(p.labels) == ["hotel"] for p in on.predict(only_the_keyword))
+    held, embedded = on.predict(only_the_keyword), off.predict(only_the_keyword)
+    assert all(a.scores["hotel"] > b.scores["hotel"] for a, b in zip(held, embedded, strict=True))
+    # 东湖公园 holds both 东湖 (hotel) and 公园 (park): the label whose texts are closer wins.
+    both = ["东湖公园", "东湖老面馆"]
+    cosines = off.encoder._cosines(both)  # type: ignore[attr-defined]
+    closer = [("hotel", "park"), ("hotel", "food")]
+    expected = [
+        max(pair, key=lambda k: cosines[i, list(bf.KINDS).index(k)])
+        for i, pair in enumerate(closer)
+    ]
+    assert [p.labels[0] for p in on.predict(both)] == expected
 
 
 def test_verbatim_patterns_hold_chinese_anywhere_and_latin_as_whole_words() -> None:
@@ -235,9 +258,13 @@ def test_verbatim_patterns_hold_chinese_anywhere_and_latin_as_whole_words() -> N
         [False, False, False],
         [False, False, False],
     ]
-    cosines = np.full((len(names), 3), 0.4, dtype=np.float32)
-    raised = zero_shot.with_verbatim(cosines, matches)
-    assert raised[0].tolist() == pytest.approx([1.0, 0.4, 0.4])
+    cosines = np.array([[0.3, 0.5, 0.9], [0.6, 0.2, 0.1]], dtype=np.float32)
+    held = zero_shot.with_verbatim(cosines, np.array([[True, True, False], [False] * 3]))
+    # Held labels score 1 (the closer of two a trace higher, within the smallest margin);
+    # the others keep their cosines.
+    assert held[0, 1] > held[0, 0] >= 1.0
+    assert held[0, 1] - held[0, 0] < zero_shot.MARGINS[0]
+    assert held[0, 2] == pytest.approx(0.9) and held[1].tolist() == pytest.approx([0.6, 0.2, 0.1])
 
 
 def test_a_tagger_saved_before_verbatim_matches_loads_without_them(

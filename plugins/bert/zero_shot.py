@@ -36,6 +36,7 @@ DEFAULT_SCALE = 50.0
 MARGINS = (0.001, 0.0025, *np.round(np.arange(0.005, 0.1501, 0.005), 3))
 # A text longer than this is a description, not a word a name would hold.
 MAX_VERBATIM_CHARS = 24
+VERBATIM_TIE_BREAK = 1e-4  # × 2 (the widest cosine gap) < the smallest margin, 0.001
 SCALES = (5.0, 10.0, 20.0, 30.0, 50.0, 80.0, 120.0, 200.0)
 
 
@@ -87,8 +88,11 @@ def verbatim_matches(names: list[str], patterns: list[re.Pattern[str] | None]) -
 
 
 def with_verbatim(cosines: np.ndarray, matches: np.ndarray) -> np.ndarray:
-    """A label whose text the name holds word for word scores as an identical text would."""
-    return np.asarray(np.where(matches, np.maximum(cosines, 1.0), cosines), dtype=np.float32)
+    """A label whose text the name holds word for word scores as an identical text would:
+    1, plus a trace of its cosine so that a single-label tagger picks the closer of two
+    labels held (the trace stays under the smallest multi-label margin: both are kept)."""
+    held = 1.0 + VERBATIM_TIE_BREAK * cosines
+    return np.asarray(np.where(matches, held, cosines), dtype=np.float32)
 
 
 def normalized(vectors: np.ndarray) -> np.ndarray:
