@@ -72,6 +72,14 @@ def test_plugins_and_taxonomy_listings(runner: CliRunner) -> None:
     assert "水上乐园" in result.output and "exclusive (stand alone): Others" in result.output
     shown = json.loads(runner.invoke(cli, ["taxonomy", "show", "attractions", "--json"]).output)
     assert len(shown["labels"]) == 9
+    assert "Keywords" not in result.output  # the attraction taxonomy names none
+
+
+def test_taxonomy_show_lists_keywords(runner: CliRunner) -> None:
+    tours = Path(__file__).resolve().parents[1] / "examples/taxonomies/tours.yaml"
+    shown = runner.invoke(cli, ["taxonomy", "show", str(tours)]).output
+    keywords = shown.split("Keywords", 1)[1]
+    assert any(line.split()[:2] == ["cruise", "游船,"] for line in keywords.splitlines())
 
 
 def test_taxonomy_infer_writes_a_usable_file(

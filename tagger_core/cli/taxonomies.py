@@ -81,6 +81,16 @@ def taxonomy_show(name: str, as_json: bool) -> None:
         click.echo()
         click.echo(f"Hierarchy (ancestors of a label are {implied}):")
         click.echo(format_table(["LABEL", "NAME"], [list(line) for line in tree_lines(taxonomy)]))
+    with_keywords = [label for label in taxonomy.labels if label.keywords]
+    if with_keywords:
+        click.echo()
+        click.echo("Keywords (words a name of the label often holds, for zero-shot tagging):")
+        click.echo(
+            format_table(
+                ["LABEL", "KEYWORDS"],
+                [[label.id, ", ".join(label.keywords)] for label in with_keywords],
+            )
+        )
     constraints = taxonomy.constraints
     notes = []
     if constraints.exclusive:
