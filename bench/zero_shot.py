@@ -88,15 +88,25 @@ def majority(test: list[Record], taxonomy: Any) -> dict[str, float]:
     return {name: float(getattr(evaluation, name)) for name in FIGURES}
 
 
+def taxonomy_and_pool(name: str, taxonomy_file: str | None = None) -> tuple[Any, list[Record]]:
+    """The set's taxonomy (or the file given instead) and its pool of labelled names."""
+    spec = SETS[name]
+    source = spec["taxonomy"]
+    if taxonomy_file is not None:
+        taxonomy = load_taxonomy_file(Path(taxonomy_file))
+    elif isinstance(source, str):
+        taxonomy = resolve_taxonomy(source)
+    else:
+        taxonomy = load_taxonomy_file(source)
+    pool = [r for path in spec["pool"] for r in read_records(path, taxonomy=taxonomy)]
+    return taxonomy, pool
+
+
 def run_set(
     name: str, model: str, seeds: list[int], threads: int, extra: dict[str, Any]
 ) -> dict[str, list[dict]]:
     spec = SETS[name]
-    taxonomy = spec["taxonomy"]
-    taxonomy = (
-        resolve_taxonomy(taxonomy) if isinstance(taxonomy, str) else load_taxonomy_file(taxonomy)
-    )
-    pool = [r for path in spec["pool"] for r in read_records(path, taxonomy=taxonomy)]
+    taxonomy, pool = taxonomy_and_pool(name)
     fixed_test = read_records(spec["test"], taxonomy=taxonomy) if "test" in spec else None
     embedding = {"model": model, "threads": threads, **extra}
     results: dict[str, list[dict]] = {}
@@ -149,14 +159,7 @@ def per_label(
     name: str, model: str, threads: int, extra: dict[str, Any], taxonomy_file: str | None
 ) -> None:
     """Zero-shot on the whole pool, F1 per label: which labels a taxonomy change moved."""
-    spec = SETS[name]
-    source = taxonomy_file or spec["taxonomy"]
-    taxonomy = (
-        resolve_taxonomy(source)
-        if isinstance(source, str) and taxonomy_file is None
-        else load_taxonomy_file(Path(source))
-    )
-    test = [r for path in spec["pool"] for r in read_records(path, taxonomy=taxonomy)]
+    taxonomy, test = taxonomy_and_pool(name, taxonomy_file)
     params = {"model": model, "threads": threads, **extra}
     zero = Tagger.create(taxonomy, encoder="embedding", encoder_params=params).train([])
     evaluation = zero.evaluate(test)

@@ -34,7 +34,7 @@ from tagger_core import Taxonomy
 DEFAULT_MARGIN = 0.001
 DEFAULT_SCALE = 50.0
 MARGINS = (0.001, 0.0025, *np.round(np.arange(0.005, 0.1501, 0.005), 3))
-# A text longer than this is a description, not a word a name would hold.
+# A label text longer than this is a phrase, not a word a name would hold.
 MAX_VERBATIM_CHARS = 24
 VERBATIM_TIE_BREAK = 1e-4  # × 2 (the widest cosine gap) < the smallest margin, 0.001
 SCALES = (5.0, 10.0, 20.0, 30.0, 50.0, 80.0, 120.0, 200.0)
@@ -63,8 +63,8 @@ def label_texts(taxonomy: Taxonomy, use: str = "all") -> list[list[str]]:
 
 
 def verbatim_patterns(per_label: list[list[str]]) -> list[re.Pattern[str] | None]:
-    """Per label, one pattern for its short texts (names, translations, aliases; not
-    descriptions): Chinese as substrings, Latin as whole words, case-folded."""
+    """Per label, one pattern for its short texts (display name, translations, aliases,
+    keywords): Chinese as substrings, Latin as whole words, case-folded."""
     patterns: list[re.Pattern[str] | None] = []
     for texts in per_label:
         parts = []
@@ -80,10 +80,11 @@ def verbatim_patterns(per_label: list[list[str]]) -> list[re.Pattern[str] | None
 
 def verbatim_matches(names: list[str], patterns: list[re.Pattern[str] | None]) -> np.ndarray:
     """n × L: whether the name holds one of the label's short texts word for word."""
+    folded = [name.casefold() for name in names]
     out = np.zeros((len(names), len(patterns)), dtype=bool)
     for j, pattern in enumerate(patterns):
         if pattern is not None:
-            out[:, j] = [pattern.search(name.casefold()) is not None for name in names]
+            out[:, j] = [pattern.search(name) is not None for name in folded]
     return out
 
 
