@@ -105,8 +105,8 @@ def run_cv(data: Path, taxonomy: str, config: str, args: argparse.Namespace, out
     options = list(CONFIGS[config])
     if config in TAKES_MODEL:
         options += ["--model", args.model]
-    if args.threads and config != "tfidf":
-        # every member that takes threads gets them (the ensemble passes them on)
+    if args.threads and config in TAKES_MODEL:
+        # the BERT encoders take threads (the ensemble passes them on to its members)
         options += ["-p", f"threads={args.threads}"]
     metrics = out.with_suffix(".cv.json")
     started = time.perf_counter()
