@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import bert_fixtures as bf
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 from tagger_core import Tagger, make_encoder
 from tagger_core.errors import ModelError, PluginError
 from tagger_core.scores import Scores
+from tagger_core.taxonomy import label_matrix
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -566,6 +568,49 @@ def test_bf16_autocast_runs_and_keeps_fp32_weights(tiny_bert: Path, tmp_path: Pa
     assert dtypes == {"F32"}
     reloaded = Tagger.load(tmp_path / "saved")
     np.testing.assert_allclose(reloaded.encoder.logits(TEXTS), logits, atol=1e-5)
+
+
+def autocast_logits(encoder: Any, texts: list[str]) -> np.ndarray:
+    """Scores the way they were computed before the scoring copy: the fp32 model under
+    bf16 autocast, which casts every weight on the call."""
+    from tagger_plugins.bert.runtime import run_sorted, tokenize
+
+    model, pad = encoder.model, encoder.tokenizer.pad_token_id
+    encoded = tokenize(encoder.tokenizer, texts, encoder.max_length)
+    return run_sorted(
+        encoded, 256, pad, torch.device("cpu"), torch.bfloat16,
+        lambda ids, mask: model(input_ids=ids, attention_mask=mask).logits,
+    )  # fmt: skip
+
+
+def test_bf16_scoring_casts_the_weights_once_and_scores_as_autocast_did(tiny_bert: Path) -> None:
+    """Scoring in bf16 runs a copy whose linear weights are cast once, sharing every other
+    tensor with the fp32 model: the same numbers, bit for bit, as autocast casting them on
+    each call; a model that fit replaces gets a new copy."""
+    tagger = train_tagger(tiny_bert, precision="bf16")
+    encoder = tagger.encoder
+    assert len({tuple(row) for row in encoder.logits(TEXTS)}) >= 4  # the names differ
+    np.testing.assert_array_equal(encoder.logits(TEXTS), autocast_logits(encoder, TEXTS))
+    scorer = encoder._scorer(torch.bfloat16)
+    assert encoder._scorer(torch.bfloat16) is scorer  # built once, kept between calls
+    linear = [m for m in scorer.modules() if isinstance(m, torch.nn.Linear)]
+    assert linear and {p.dtype for m in linear for p in m.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in encoder.model.parameters()} == {torch.float32}
+    model_tensors = {p.data_ptr() for p in encoder.model.parameters()}
+    others = [p for n, p in scorer.named_parameters() if "embeddings" in n or "LayerNorm" in n]
+    assert others and all(p.data_ptr() in model_tensors for p in others)  # shared, not copied
+
+    before = encoder.logits(TEXTS)
+    encoder.fit(
+        [r.text for r in bf.records(100, seed=3)],
+        label_matrix(bf.records(100, seed=3), tagger.taxonomy),
+        tagger.taxonomy,
+        seed=5,
+    )
+    after = encoder.logits(TEXTS)
+    assert not np.array_equal(after, before)
+    np.testing.assert_array_equal(after, autocast_logits(encoder, TEXTS))
+    assert encoder._scorer(torch.bfloat16) is not scorer
 
 
 def test_threads_option_is_scoped(single: Tagger) -> None:

@@ -149,6 +149,40 @@ def test_pooling_matters(tiny_bert: Path, tmp_path: Path) -> None:
     assert not np.allclose(vectors["mean"], vectors["cls"])
 
 
+def test_bf16_features_cast_the_backbone_once_and_match_autocast(tiny_bert: Path) -> None:
+    """In bf16 the extractor runs a copy of the backbone with its linear weights cast once:
+    the vectors are autocast's, bit for bit, and the backbone (fingerprint, ONNX export)
+    keeps its fp32 weights."""
+    import torch
+    from tagger_plugins.bert.frozen import extractor_for
+    from tagger_plugins.bert.runtime import (
+        ModelSource,
+        load_pretrained,
+        load_tokenizer,
+        run_sorted,
+        tokenize,
+    )
+    from transformers import AutoModel
+
+    source = ModelSource(str(tiny_bert), True)
+    params = make_encoder("bert-frozen", {"precision": "bf16"}).params
+    extractor = extractor_for(
+        params, load_pretrained(AutoModel, source, "weights"), load_tokenizer(source), 64,
+        strict=True,
+    )  # fmt: skip
+    vectors = extractor.compute(TEXTS)
+    backbone = extractor.backbone
+    encoded = tokenize(extractor.tokenizer, TEXTS, 64)
+    expected = run_sorted(
+        encoded, 256, extractor.tokenizer.pad_token_id, torch.device("cpu"), torch.bfloat16,
+        lambda ids, mask: extractor.pool(backbone, ids, mask),
+    )  # fmt: skip
+    np.testing.assert_array_equal(vectors, expected)
+    assert {p.dtype for p in backbone.parameters()} == {torch.float32}
+    cast = [m.weight.dtype for m in extractor._scorer.modules() if isinstance(m, torch.nn.Linear)]
+    assert cast and set(cast) == {torch.bfloat16}
+
+
 def test_untrained_and_corrupt(tmp_path: Path) -> None:
     encoder = make_encoder("bert-frozen")
     with pytest.raises(ModelError, match="not trained"):

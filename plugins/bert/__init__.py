@@ -197,6 +197,7 @@ class BertEncoder(Encoder[BertParams]):
         self.session: Any = None  # ONNX Runtime, when scoring through the export
         self.n_labels = 0
         self.source: Path | None = None  # the saved folder it was loaded from
+        self._scoring: tuple[Any, Any, Any] = (None, None, None)  # model, dtype, scorer
 
     @property
     def p(self) -> BertParams:
@@ -221,6 +222,7 @@ class BertEncoder(Encoder[BertParams]):
         result = finetune(self.p, texts, np.asarray(targets), taxonomy, valid, seed)
         self.model, self.tokenizer = result.model, result.tokenizer
         self.session, self.source, self.n_labels = None, None, len(taxonomy.labels)
+        self._scoring = (None, None, None)
         self.device = next(self.model.parameters()).device
         self.history, self.summary = result.history, result.summary
         self.max_length = int(result.summary["max_length"])
@@ -237,12 +239,12 @@ class BertEncoder(Encoder[BertParams]):
             self.session = self.session.with_threads(self.p.threads)  # set after loading
             forward, dtype = self.session, None
         else:
-            self.model.eval()
+            dtype = autocast_dtype(self.p.precision, self.device)
+            scorer = self._scorer(dtype).eval()
 
             def forward(input_ids: Any, mask: Any) -> Any:
-                return self.model(input_ids=input_ids, attention_mask=mask).logits
+                return scorer(input_ids=input_ids, attention_mask=mask).logits
 
-            dtype = autocast_dtype(self.p.precision, self.device)
         with using_threads(self.p.threads):
             return run_sorted(
                 encoded,
@@ -253,6 +255,17 @@ class BertEncoder(Encoder[BertParams]):
                 forward,
                 desc="bert: scoring",
             )
+
+    def _scorer(self, dtype: Any) -> Any:
+        """The model with its weights cast once for scoring (``runtime.scoring_copy``),
+        rebuilt whenever ``fit`` or ``load`` put another model in place."""
+        from .runtime import scoring_copy
+
+        built_from, built_for, scorer = self._scoring
+        if built_from is not self.model or built_for != dtype:
+            scorer = scoring_copy(self.model.eval(), dtype)
+            self._scoring = (self.model, dtype, scorer)
+        return scorer
 
     def export_onnx(self, directory: Path, *, quantize: str) -> Path:
         from .onnx_runtime import ClassifierLogits, export_model
@@ -325,6 +338,7 @@ class BertEncoder(Encoder[BertParams]):
             )
         self.tokenizer = load_tokenizer(source, ModelError)
         self.n_labels, self.source = len(taxonomy.labels), directory
+        self._scoring = (None, None, None)
         if exported is not None:
             self.device = resolve_device("cpu", strict=False)
             self.session, self.model = OnnxLogits(exported, self.p.threads), None

@@ -9,6 +9,7 @@ one is recomputed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -27,6 +28,7 @@ from .runtime import (
     materialize,
     resolve_device,
     run_sorted,
+    scoring_copy,
     tokenize,
     warn_truncated,
 )
@@ -108,6 +110,7 @@ class FeatureExtractor:
         self.device = device if session is None else CPU
         self.dtype = autocast_dtype(precision, device) if session is None else None
         self._fingerprint: str | None = None
+        self._scorer: torch.nn.Module | None = None  # the backbone cast for scoring
 
     @property
     def has_fingerprint(self) -> bool:
@@ -141,9 +144,10 @@ class FeatureExtractor:
             key.update(b"\0")
         return directory / f"{key.hexdigest()}.npy"
 
-    def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        assert self.backbone is not None
-        hidden = self.backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
+    def pool(
+        self, backbone: torch.nn.Module, input_ids: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        hidden = backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state
         if self.pooling == "cls":
             return hidden[:, 0]
         weights = mask.unsqueeze(-1).to(hidden.dtype)
@@ -153,13 +157,19 @@ class FeatureExtractor:
         encoded = tokenize(self.tokenizer, texts, self.max_length)
         if what is not None:
             warn_truncated(encoded, self.max_length, what)
+        forward = self.session
+        if forward is None:
+            if self._scorer is None:  # the backbone never trains: cast its weights once
+                assert self.backbone is not None
+                self._scorer = scoring_copy(self.backbone, self.dtype)
+            forward = functools.partial(self.pool, self._scorer)
         return run_sorted(
             encoded,
             self.batch_size,
             self.tokenizer.pad_token_id,
             self.device,
             self.dtype,
-            self.session if self.session is not None else self._forward,
+            forward,
             desc=f"bert-frozen: encoding {what} texts" if what else None,
         )
 
@@ -207,7 +217,8 @@ class _Pooled(torch.nn.Module):
         self.backbone = extractor.backbone  # registered, so that the exporter sees it
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.extractor._forward(input_ids, attention_mask)
+        assert self.backbone is not None
+        return self.extractor.pool(self.backbone, input_ids, attention_mask)
 
 
 def fit_head(
