@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 TAGGER = REPO / "bench-out" / "serve" / "poi-bert"
 NAMES = REPO.parent / "shared" / "data" / "poi_building_types" / "test.json"
 CAST_ONCE = runtime.scoring_copy
+CALLS = {1: 100, 8: 40, 64: 12, 256: 4, 2048: 1}  # calls per round, by names per call
 
 
 def per_call(model: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.Module:
@@ -38,6 +39,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--sizes", default="1,8,64,256,2048", type=lambda s: [int(x) for x in s.split(",")]
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     tagger = Tagger.load(TAGGER)
@@ -68,7 +72,8 @@ def main() -> None:
     print("| names per call | cast per call: names/s | ms per call | cast once: names/s "
           "| ms per call | × |")  # fmt: skip
     print("|---:|---:|---:|---:|---:|---:|")
-    for size, calls in ((1, 100), (8, 40), (64, 12), (256, 4), (2048, 1)):
+    for size in args.sizes:
+        calls = CALLS.get(size, max(1, 1024 // size))
         samples = [rng.sample(names, size) for _ in range(calls)]
         seconds: dict[str, list[float]] = {way: [] for way in ways}
         for _ in range(args.rounds):
