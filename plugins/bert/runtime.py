@@ -328,8 +328,8 @@ def scoring_copy(model: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.
     fp32 weights (to save, export or train).
 
     Autocast casts each weight on every call and gives the same numbers from a weight
-    that is already cast; on m3e-small in bf16 the casts were 40 % of a one-name call
-    (``bench/bf16_weight_casts.py``). The copy holds each linear weight in bf16 (25 MiB
+    that is already cast; on m3e-small in bf16 the casts were half of a one-name call on
+    one thread and a third on two (``bench/bf16_weight_casts.py``). The copy holds each linear weight in bf16 (25 MiB
     for m3e-small) for as long as it is kept, and it is stale once ``model``'s weights
     change: build it from a finished model.
     """
