@@ -126,11 +126,44 @@ FASTTEXT = {
 }
 
 
+def fasttext_decisions(
+    train: list, test: list, taxonomy: object, english: bool, settings: dict, seed: int
+) -> np.ndarray:
+    """fastText trained on ``train`` records, its label sets for ``test`` (a 0/1 matrix)."""
+    import fasttext  # type: ignore[import-not-found]
+
+    ids = taxonomy.label_ids  # type: ignore[attr-defined]
+
+    def tokens(text: str) -> str:
+        return " ".join(text.split()) if english else " ".join(ch for ch in text if ch.strip())
+
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
+        for r in train:
+            labels = " ".join(f"__label__{ids.index(x)}" for x in r.labels)
+            handle.write(f"{labels} {tokens(r.text)}\n")
+    multi = taxonomy.mode == "multi-label"  # type: ignore[attr-defined]
+    model = fasttext.train_supervised(
+        handle.name, loss="ova" if multi else "softmax", verbose=0, thread=1, seed=seed,
+        **settings,
+    )  # fmt: skip
+    Path(handle.name).unlink()
+    pred = np.zeros((len(test), len(ids)), dtype=bool)
+    for i, r in enumerate(test):
+        # model.f.predict: the wheel's own predict() fails under numpy 2
+        scored = model.f.predict(tokens(r.text) + "\n", -1, 0.0, "strict")
+        best = max(scored)
+        for prob, label in scored:
+            if prob >= 0.5 or (prob, label) == best:
+                pred[i, int(label.removeprefix("__label__"))] = True
+        if not multi:
+            pred[i] = False
+            pred[i, int(best[1].removeprefix("__label__"))] = True
+    return pred
+
+
 def fasttext_cv(
     data: Path, taxonomy_name: str, english: bool, folds: int, out: Path, settings: dict
 ) -> None:
-    import fasttext  # type: ignore[import-not-found]
-
     from tagger_core.components import FileOptions
     from tagger_core.data.sources import DataSpec, read_specs
     from tagger_core.evaluation.metrics import quick_figures
@@ -141,35 +174,11 @@ def fasttext_cv(
     taxonomy = resolve_taxonomy(taxonomy_name)
     records = read_specs([DataSpec(path=data)], None, FileOptions(), taxonomy)
     fold_ids = fold_of_records(records, taxonomy, folds, 0)  # the folds `tagger cv` uses
-    ids = taxonomy.label_ids
-
-    def tokens(text: str) -> str:
-        return " ".join(text.split()) if english else " ".join(ch for ch in text if ch.strip())
-
     results, started = [], time.perf_counter()
     for fold in range(folds):
         train = [r for r, f in zip(records, fold_ids, strict=True) if f != fold]
         test = [r for r, f in zip(records, fold_ids, strict=True) if f == fold]
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
-            for r in train:
-                labels = " ".join(f"__label__{ids.index(x)}" for x in r.labels)
-                handle.write(f"{labels} {tokens(r.text)}\n")
-        loss = "ova" if taxonomy.mode == "multi-label" else "softmax"
-        model = fasttext.train_supervised(
-            handle.name, loss=loss, verbose=0, thread=1, seed=fold, **settings
-        )
-        Path(handle.name).unlink()
-        pred = np.zeros((len(test), len(ids)), dtype=bool)
-        for i, r in enumerate(test):
-            # model.f.predict: the wheel's own predict() fails under numpy 2
-            scored = model.f.predict(tokens(r.text) + "\n", -1, 0.0, "strict")
-            best = max(scored)
-            for prob, label in scored:
-                if prob >= 0.5 or (prob, label) == best:
-                    pred[i, int(label.removeprefix("__label__"))] = True
-            if taxonomy.mode == "single-label":
-                pred[i] = False
-                pred[i, int(best[1].removeprefix("__label__"))] = True
+        pred = fasttext_decisions(train, test, taxonomy, english, settings, seed=fold)
         figures = quick_figures(label_matrix(test, taxonomy) > 0, pred)
         figures["empty_rate"] = float((~pred.any(axis=1)).mean())
         results.append({m: figures[m] for m in METRICS})
