@@ -230,20 +230,25 @@ class BertEncoder(Encoder[BertParams]):
     def logits(self, texts: list[str]) -> np.ndarray:
         if self.model is None and self.session is None:
             raise ModelError("the bert encoder is not trained")
+        from .packed import packed_classifier
         from .runtime import autocast_dtype, run_sorted, tokenize, using_threads
 
         if not texts:
             return np.zeros((0, self.n_labels), dtype=np.float32)
         encoded = tokenize(self.tokenizer, texts, self.max_length)
+        packed = None  # a forward over the real tokens only, where the model allows one
         if self.session is not None:
             self.session = self.session.with_threads(self.p.threads)  # set after loading
             forward, dtype = self.session, None
         else:
             dtype = autocast_dtype(self.p.precision, self.device)
             scorer = self._scorer(dtype).eval()
+            packed = packed_classifier(scorer)
 
-            def forward(input_ids: Any, mask: Any) -> Any:
+            def padded(input_ids: Any, mask: Any) -> Any:
                 return scorer(input_ids=input_ids, attention_mask=mask).logits
+
+            forward = packed or padded
 
         with using_threads(self.p.threads):
             return run_sorted(
@@ -254,6 +259,7 @@ class BertEncoder(Encoder[BertParams]):
                 dtype,
                 forward,
                 desc="bert: scoring",
+                padded=packed is None,
             )
 
     def _scorer(self, dtype: Any) -> Any:

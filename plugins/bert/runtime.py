@@ -482,25 +482,28 @@ def call_cost_tokens(dtype: torch.dtype | None) -> int:
 
 
 def sorted_batches(
-    lengths: np.ndarray, batch_size: int, call_cost: int = CALL_COST_TOKENS
+    lengths: np.ndarray, batch_size: int, call_cost: int = CALL_COST_TOKENS, padded: bool = True
 ) -> list[np.ndarray]:
     """Inference batches: rows sorted by length, longest first, cut where the computed
-    positions (padding included) plus a fixed cost per call are least (an exact split,
+    positions (padding included; real tokens only where the forward pass is not
+    ``padded``, as in ``packed``) plus a fixed cost per call are least (an exact split,
     by dynamic programming over the sorted lengths), at most ``batch_size`` texts and
-    ``batch_size × 32`` tokens each. Cutting whenever the next text is 10 % shorter kept
-    padding under 5 % on files, but split a server's batch of 35 names of every length
-    into a dozen calls, each paying the fixed cost: 2.6× the time of one call."""
+    ``batch_size × 32`` padded positions each. Cutting whenever the next text is 10 %
+    shorter kept padding under 5 % on files, but split a server's batch of 35 names of
+    every length into a dozen calls, each paying the fixed cost: 2.6× the time of one."""
     order = np.argsort(-lengths, kind="stable")
     ordered = lengths[order].astype(np.int64)
     n = len(order)
     budget = batch_size * TOKENS_PER_TEXT
+    before = np.concatenate(([0], np.cumsum(ordered)))  # real tokens of the first j texts
     best = np.zeros(n + 1)  # best[j]: least cost of the first j sorted texts
     cut = np.zeros(n + 1, dtype=np.int64)  # where the last batch of those j starts
     for j in range(1, n + 1):
         starts = np.arange(max(0, j - batch_size), j)
         sizes = j - starts
-        costs = best[starts] + call_cost + sizes * ordered[starts]
-        costs[(sizes * ordered[starts] > budget) & (sizes > 1)] = np.inf
+        positions = sizes * ordered[starts]
+        costs = best[starts] + call_cost + (positions if padded else before[j] - before[starts])
+        costs[(positions > budget) & (sizes > 1)] = np.inf
         pick = int(np.argmin(costs))
         best[j], cut[j] = costs[pick], starts[pick]
     batches: list[np.ndarray] = []
@@ -566,9 +569,11 @@ def run_sorted(
     *,
     rows: np.ndarray | None = None,
     desc: str | None = None,
+    padded: bool = True,
 ) -> np.ndarray:
     """``forward(input_ids, mask)`` over length-sorted batches under inference mode; the
-    float32 results come back in the original order (of ``rows`` when given).
+    float32 results come back in the original order (of ``rows`` when given). A forward
+    that computes real tokens only (not ``padded``) gets fewer, larger batches.
 
     One autocast region spans every batch: autocast keeps its bf16 copies of the weights
     for the region, so a model whose weights are not cast already (``scoring_copy``)
@@ -577,7 +582,7 @@ def run_sorted(
     if rows is None:
         rows = np.arange(len(encoded))
     out: np.ndarray | None = None
-    batches = sorted_batches(encoded.lengths[rows], batch_size, call_cost_tokens(dtype))
+    batches = sorted_batches(encoded.lengths[rows], batch_size, call_cost_tokens(dtype), padded)
     show = desc is not None and len(rows) > batch_size
     with (
         torch.inference_mode(),
