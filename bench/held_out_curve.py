@@ -149,19 +149,23 @@ def table(args: argparse.Namespace) -> None:
     print(f"| data | rows | test names | configuration | exact match | micro F1 | macro F1 | empty "
           f"| training s | Δ micro F1 vs {args.versus} (95 % CI) | Δ exact match (95 % CI) |")  # fmt: skip
     print("|---|---:|---:|---|---|---|---|---:|---:|---|---|")
-    rng = np.random.default_rng(0)
     for name in args.sets:
         shown: set[Path] = set()
         for size in args.sizes:
             data = args.work / f"{name}-{size}" / "subset.json"
             data = data if data.exists() else args.work / f"{name}-pool.json"
-            if not data.exists() or data in shown:
-                continue
+            measured = any(
+                (args.work / f"{name}-{size}-{config}.test.json").exists()
+                for config in args.configs
+            )
+            if not data.exists() or data in shown or not measured:
+                continue  # a size at or above the pool is shown once, under the size it ran
             shown.add(data)
             rows = len(json.loads(data.read_text(encoding="utf-8")))
             base_path = args.work / f"{name}-{size}-{args.versus}.test.npz"
             base = np.load(base_path)[args.versus] if base_path.exists() else None
-            samples: list[np.ndarray] = []
+            samples: list[np.ndarray] = []  # the same resamples whatever else is shown
+            rng = np.random.default_rng(0)
             for config in args.configs:
                 out = args.work / f"{name}-{size}-{config}.test"
                 if not out.with_name(out.name + ".json").exists():
