@@ -31,13 +31,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from learning_curve import (
-    CONFIGS,
     ENGLISH,
     FASTTEXT,
-    METRICS,
     SETS,
-    TAKES_MODEL,
     WORK,
+    config_options,
+    decision_figures,
     fasttext_decisions,
     subset,
     tagger,
@@ -50,35 +49,25 @@ TESTS = {
 }
 
 
-def figures(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    from tagger_core.evaluation.metrics import quick_figures
-
-    out = quick_figures(truth, pred)
-    out["empty_rate"] = float((~pred.any(axis=1)).mean())
-    return {m: out[m] for m in METRICS}
-
-
-def read(path: Path, taxonomy: object) -> list:
-    from tagger_core.components import FileOptions
-    from tagger_core.data.sources import DataSpec, read_specs
-
-    return read_specs([DataSpec(path=path)], None, FileOptions(), taxonomy)
+def cell_file(work: Path, name: str, size: int, config: str, suffix: str) -> Path:
+    """``<work>/<set>-<size>-<config>.test<suffix>``: this cell's figures, decisions or tagger."""
+    return work / f"{name}-{size}-{config}.test{suffix}"
 
 
 def train_and_test(
-    name: str, data: Path, taxonomy_name: str, config: str, args: argparse.Namespace, out: Path
+    name: str, size: int, data: Path, taxonomy_name: str, config: str, args: argparse.Namespace
 ) -> None:
-    from tagger_core import Tagger
+    from tagger_core import Tagger, read_records
     from tagger_core.registry import resolve_taxonomy
     from tagger_core.taxonomy import label_matrix
 
     taxonomy = resolve_taxonomy(taxonomy_name)
-    test = read(TESTS[name], taxonomy)
+    test = read_records(TESTS[name], taxonomy=taxonomy)
     truth = label_matrix(test, taxonomy) > 0
     decisions: dict[str, np.ndarray] = {}
     started = time.perf_counter()
     if config in FASTTEXT:
-        train = read(data, taxonomy)
+        train = read_records(data, taxonomy=taxonomy)
         decisions[config] = fasttext_decisions(
             train, test, taxonomy, name in ENGLISH, FASTTEXT[config], seed=0
         )
@@ -88,12 +77,8 @@ def train_and_test(
         if not (parts / "valid.json").exists():
             tagger("split", str(data), "--taxonomy", taxonomy_name, "--ratios", "4:1",
                    "--names", "train,valid", "-o", str(parts), "--force")  # fmt: skip
-        options = list(CONFIGS[config])
-        if config in TAKES_MODEL:
-            options += ["--model", args.model]
-        if args.threads and config in TAKES_MODEL:
-            options += ["-p", f"threads={args.threads}"]
-        folder = out.with_name(out.name + "-tagger")
+        options = config_options(config, args)
+        folder = cell_file(args.work, name, size, config, "-tagger")
         trained = folder / "seconds.json"  # a tagger trained before, by this script
         if args.force or not trained.exists():
             tagger("train", "--taxonomy", taxonomy_name, "--train", str(parts / "train.json"),
@@ -108,13 +93,13 @@ def train_and_test(
             decisions[f"{config}: {member} alone"] = loaded.decide(
                 member_scores, loaded.member_rule(member)
             )
-    np.savez_compressed(out.with_name(out.name + ".npz"), truth=truth, **decisions)
-    out.with_name(out.name + ".json").write_text(
+    np.savez_compressed(cell_file(args.work, name, size, config, ".npz"), truth=truth, **decisions)
+    cell_file(args.work, name, size, config, ".json").write_text(
         json.dumps(
             {
                 "train_seconds": seconds,
                 "test_rows": len(test),
-                "figures": {k: figures(truth, v) for k, v in decisions.items()},
+                "figures": {k: decision_figures(truth, v) for k, v in decisions.items()},
             }
         ),
         encoding="utf-8",
@@ -128,19 +113,21 @@ def run(args: argparse.Namespace) -> None:
         for size in args.sizes:
             data, taxonomy = subset(name, size, args.work)
             for config in args.configs:
-                out = args.work / f"{name}-{size}-{config}.test"
-                if out.with_name(out.name + ".json").exists() and not args.force:
+                if cell_file(args.work, name, size, config, ".json").exists() and not args.force:
                     continue
                 print(f"{name} {size} {config} (held-out test) …", file=sys.stderr, flush=True)
-                train_and_test(name, data, taxonomy, config, args, out)
+                train_and_test(name, size, data, taxonomy, config, args)
 
 
 def paired_delta(
     truth: np.ndarray, a: np.ndarray, b: np.ndarray, metric: str, samples: list[np.ndarray]
 ) -> str:
     """a − b on the test names, and its paired bootstrap 95 % interval."""
-    delta = figures(truth, a)[metric] - figures(truth, b)[metric]
-    resampled = [figures(truth[s], a[s])[metric] - figures(truth[s], b[s])[metric] for s in samples]
+    delta = decision_figures(truth, a)[metric] - decision_figures(truth, b)[metric]
+    resampled = [
+        decision_figures(truth[s], a[s])[metric] - decision_figures(truth[s], b[s])[metric]
+        for s in samples
+    ]
     low, high = np.percentile(resampled, [2.5, 97.5])
     return f"{delta:+.3f} ({low:+.3f}…{high:+.3f})"
 
@@ -155,23 +142,23 @@ def table(args: argparse.Namespace) -> None:
             data = args.work / f"{name}-{size}" / "subset.json"
             data = data if data.exists() else args.work / f"{name}-pool.json"
             measured = any(
-                (args.work / f"{name}-{size}-{config}.test.json").exists()
+                cell_file(args.work, name, size, config, ".json").exists()
                 for config in args.configs
             )
             if not data.exists() or data in shown or not measured:
                 continue  # a size at or above the pool is shown once, under the size it ran
             shown.add(data)
             rows = len(json.loads(data.read_text(encoding="utf-8")))
-            base_path = args.work / f"{name}-{size}-{args.versus}.test.npz"
+            base_path = cell_file(args.work, name, size, args.versus, ".npz")
             base = np.load(base_path)[args.versus] if base_path.exists() else None
             samples: list[np.ndarray] = []  # the same resamples whatever else is shown
             rng = np.random.default_rng(0)
             for config in args.configs:
-                out = args.work / f"{name}-{size}-{config}.test"
-                if not out.with_name(out.name + ".json").exists():
+                figures_file = cell_file(args.work, name, size, config, ".json")
+                if not figures_file.exists():
                     continue
-                result = json.loads(out.with_name(out.name + ".json").read_text(encoding="utf-8"))
-                saved = np.load(out.with_name(out.name + ".npz"))
+                result = json.loads(figures_file.read_text(encoding="utf-8"))
+                saved = np.load(cell_file(args.work, name, size, config, ".npz"))
                 truth = saved["truth"]
                 if not samples:
                     samples = [

@@ -101,13 +101,28 @@ def subset(name: str, size: int, work: Path) -> tuple[Path, str]:
     return folder / "subset.json", taxonomy
 
 
-def run_cv(data: Path, taxonomy: str, config: str, args: argparse.Namespace, out: Path) -> None:
+def config_options(config: str, args: argparse.Namespace) -> list[str]:
+    """The `tagger` options of ``config``, with the model and threads where it takes them."""
     options = list(CONFIGS[config])
     if config in TAKES_MODEL:
         options += ["--model", args.model]
     if args.threads and config in TAKES_MODEL:
         # the BERT encoders take threads (the ensemble passes them on to its members)
         options += ["-p", f"threads={args.threads}"]
+    return options
+
+
+def decision_figures(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """The figures this benchmark reports (METRICS) of 0/1 decisions against the truth."""
+    from tagger_core.evaluation.metrics import quick_figures
+
+    figures = quick_figures(truth, pred)
+    figures["empty_rate"] = float((~pred.any(axis=1)).mean())
+    return {m: figures[m] for m in METRICS}
+
+
+def run_cv(data: Path, taxonomy: str, config: str, args: argparse.Namespace, out: Path) -> None:
+    options = config_options(config, args)
     metrics = out.with_suffix(".cv.json")
     started = time.perf_counter()
     tagger("cv", str(data), "--taxonomy", taxonomy, "-k", str(args.folds), "--seed", "0",
@@ -166,7 +181,6 @@ def fasttext_cv(
 ) -> None:
     from tagger_core.components import FileOptions
     from tagger_core.data.sources import DataSpec, read_specs
-    from tagger_core.evaluation.metrics import quick_figures
     from tagger_core.registry import resolve_taxonomy
     from tagger_core.taxonomy import label_matrix
     from tagger_core.workflows.crossval import fold_of_records
@@ -179,9 +193,7 @@ def fasttext_cv(
         train = [r for r, f in zip(records, fold_ids, strict=True) if f != fold]
         test = [r for r, f in zip(records, fold_ids, strict=True) if f == fold]
         pred = fasttext_decisions(train, test, taxonomy, english, settings, seed=fold)
-        figures = quick_figures(label_matrix(test, taxonomy) > 0, pred)
-        figures["empty_rate"] = float((~pred.any(axis=1)).mean())
-        results.append({m: figures[m] for m in METRICS})
+        results.append(decision_figures(label_matrix(test, taxonomy) > 0, pred))
     out.write_text(
         json.dumps({"folds": results, "seconds": time.perf_counter() - started}), encoding="utf-8"
     )
