@@ -47,6 +47,7 @@ _EXPORTS = {
     "resolve_taxonomy": "tagger_core.registry",
     "make_encoder": "tagger_core.registry",
     "make_rule": "tagger_core.registry",
+    "default_rule_name": "tagger_core.registry",
     "make_normalizer": "tagger_core.registry",
     # taxonomies and data
     "TAXONOMY_SUFFIXES": "tagger_core.taxonomy",
@@ -149,6 +150,7 @@ if TYPE_CHECKING:
     from tagger_core.progress_bars import progress, ticking
     from tagger_core.registry import (
         ENTRY_POINT_GROUP,
+        default_rule_name,
         load_plugins,
         make_encoder,
         make_normalizer,

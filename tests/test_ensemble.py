@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import EXAMPLES, one_line_error
-from tagger_plugins.ensemble import fit_weights, probabilities, weight_grid
+from tagger_plugins.ensemble import (
+    decision_check,
+    fit_weights,
+    fit_weights_held_out,
+    probabilities,
+    weight_grid,
+)
 
 from tagger_core import Encoder, Record, Tagger, Taxonomy, hookimpl
 from tagger_core.cli import cli
@@ -76,6 +82,47 @@ def test_equal_weights_stay_unless_fitting_wins_out_of_fold() -> None:
     assert np.allclose(few, 0.5) and "too few" in report["reason"]
 
 
+def _four_labels() -> Taxonomy:
+    return Taxonomy(name="t", labels=[{"id": c} for c in "abcd"], mode="multi-label")
+
+
+def test_a_blend_that_ranks_better_but_decides_worse_gives_way_to_its_best_member() -> None:
+    # Both members rank well, with independent noise, so the blend ranks best; but one
+    # member's probabilities run low, and at the default threshold the blend misses
+    # labels that the well-scaled member alone finds.
+    rng = np.random.default_rng(0)
+    truth = (rng.random((300, 4)) < 0.3).astype(float)
+    noise = [rng.normal(0, 1.2, truth.shape) for _ in range(2)]
+    sure = probabilities(np.where(truth > 0, 1.5, -2.0) + noise[0], "multi-label")
+    low = probabilities(np.where(truth > 0, -0.5, -4.0) + noise[1], "multi-label")
+    weights, report, held_out = fit_weights_held_out([sure, low], truth, "multi-label", 0.1)
+    assert report["chosen"] == "fitted" and 0 < weights[0] < 1
+    assert report["out_of_fold_score"] > max(report["member_scores"])  # it ranks better
+    winner, check = decision_check(
+        held_out, [sure, low], truth, _four_labels(), "micro_f1", ["sure", "low"]
+    )
+    assert winner == 0 and check["chosen"] == "sure"
+    assert check["members"]["sure"] > check["blend"] > check["members"]["low"]
+    assert check["rule"] == "per-label (every label at 0.5)"
+
+
+def test_a_blend_that_decides_better_is_kept() -> None:
+    rng = np.random.default_rng(3)
+    truth = (rng.random((300, 4)) < 0.3).astype(float)
+    probs = [
+        probabilities(
+            np.where(truth > 0, 1.0, -1.0) + rng.normal(0, 1.0, truth.shape), "multi-label"
+        )
+        for _ in range(2)
+    ]
+    _, _, held_out = fit_weights_held_out(probs, truth, "multi-label", 0.1)
+    winner, check = decision_check(
+        held_out, probs, truth, _four_labels(), "exact_match", ["a", "b"]
+    )
+    assert winner is None and check["chosen"] == "blend" and check["figure"] == "exact_match"
+    assert check["blend"] >= max(check["members"].values())
+
+
 def _train(tmp_path: Path, *params: str) -> tuple[Any, Path]:
     out = tmp_path / "ens"
     args = ["train", "--taxonomy", "attractions", "--train", str(TRAIN), "--valid", str(VALID)]
@@ -136,6 +183,7 @@ def test_members_differ_and_the_ensemble_reports_each(tmp_path: Path) -> None:
         (["-p", "members=tfidf,nope"], "unknown encoder 'nope'"),
         (["-p", "members=tfidf,ensemble"], "cannot be its own member"),
         (["-p", "weights=[1]"], "one per member"),
+        (["-p", "check=recall"], "check"),
     ],
 )
 def test_bad_ensembles_fail_in_one_line(tmp_path: Path, params: list[str], message: str) -> None:
@@ -242,3 +290,39 @@ def test_each_member_scores_once_when_measured_alone_and_together(
     rows = sum(f.valid_rows * 2 + f.test_rows for f in result.folds)
     assert KeywordEncoder.scored == rows
     assert all(set(f.metrics["members"]) == {"tfidf", "keyword"} for f in result.folds)
+
+
+def test_a_member_that_decides_better_alone_takes_all_the_weight_and_the_other_idles(
+    register_plugin: Any, tmp_path: Path
+) -> None:
+    from tagger_core import read_records
+
+    register_plugin(KeywordPlugin(), "keyword-plugin")
+    train, valid = read_records(TRAIN), read_records(VALID)
+
+    def trained(**params: Any) -> Tagger:
+        tagger = Tagger.create(
+            "attractions", encoder="ensemble", encoder_params={"members": "tfidf,keyword", **params}
+        )
+        return tagger.train(train, valid)
+
+    tagger = trained()
+    check = tagger.encoder.fit_report["check"]
+    assert check["chosen"] == "tfidf" and check["members"]["tfidf"] > check["blend"]
+    assert tagger.encoder.weights.tolist() == [1.0, 0.0]
+    saved = Tagger.load(tagger.save(tmp_path / "t"))
+    assert saved.encoder.weights.tolist() == [1.0, 0.0]
+    KeywordEncoder.scored = 0
+    alone = saved.encoder.members()["tfidf"]
+    texts = ["海洋公园", "故宫博物院"]
+    np.testing.assert_allclose(
+        saved.scores(texts).probabilities,
+        probabilities(alone.logits(texts), "multi-label"),
+        atol=1e-5,
+    )
+    assert KeywordEncoder.scored == 0  # weighted 0: never run to predict
+    # Without the check the blend stays: equal weights, which fitted ones did not beat out
+    # of fold on these 55 validation rows.
+    unchecked = trained(check="none")
+    assert unchecked.encoder.weights.tolist() == [0.5, 0.5]
+    assert "check" not in unchecked.encoder.fit_report
