@@ -52,8 +52,6 @@ STATE_FILE = "ensemble.json"
 MEMBERS_DIR = "members"
 GUARD_FOLDS = 5
 _EPS = 1e-6
-# The figures the decision check can compare (those `tagger train --objective` names first).
-CHECKS = ("micro_f1", "macro_f1", "exact_match", "samples_f1")
 
 
 class MemberSpec(BaseModel):
