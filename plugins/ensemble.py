@@ -411,6 +411,19 @@ class EnsembleEncoder(Encoder[EnsembleParams]):
                 report["blend"],
             )
 
+    def combination(self) -> str:
+        check = self.fit_report.get("check", {})
+        if check.get("chosen", "blend") != "blend":
+            name = check["chosen"]
+            return (
+                f"{name} alone: it decided the validation rows better than the blend "
+                f"({check['figure']} {check['members'][name]:.3f} against {check['blend']:.3f})"
+            )
+        weights = " + ".join(
+            f"{name} {w:.2f}" for name, w in zip(self.names, self.weights, strict=True)
+        )
+        return f"{weights} ({self.fit_report.get('chosen', 'saved')} weights)"
+
     def logits(self, texts: list[str]) -> np.ndarray:
         """The blend; a member weighted 0 is not run."""
         used = np.flatnonzero(self.weights > 0)

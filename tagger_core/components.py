@@ -296,6 +296,11 @@ class Encoder(Component[P]):
         An encoder that has members also implements :meth:`combine`."""
         return {}
 
+    def combination(self) -> str:
+        """How a trained encoder with members weighs them, in one line for `tagger
+        evaluate` and each `tagger cv` fold ('' for an encoder without members)."""
+        return ""
+
     def combine(self, member_logits: list[np.ndarray]) -> np.ndarray:
         """This encoder's logits from its members' (in :meth:`members` order): where the
         core needs both, each member scores the texts once."""

@@ -151,6 +151,7 @@ def test_one_command_trains_saves_and_loads_an_ensemble(tmp_path: Path) -> None:
     )
     shown = CliRunner().invoke(cli, ["evaluate", str(out), str(VALID)])
     assert "ensemble (combined)" in shown.output and "tfidf-2" in shown.output
+    assert f"ensemble: {Tagger.load(out).encoder.combination()}" in shown.output
     metrics = tmp_path / "m.json"
     CliRunner().invoke(cli, ["evaluate", str(out), str(VALID), "--metrics-file", str(metrics)])
     figures = json.loads(metrics.read_text(encoding="utf-8"))
@@ -256,6 +257,11 @@ def test_cv_measures_each_member_as_the_tagger_it_would_be_alone() -> None:
         for figure in ("exact_match", "micro_f1", "macro_f1", "empty_rate"):
             assert member[figure] == pytest.approx(single.metrics[figure]), figure
         assert set(fold.metrics["members"]) == {"tfidf", "tfidf-2"}
+        assert fold.combination and not single.combination
+        name = fold.combination.split(" alone:")[0]
+        if name in fold.metrics["members"]:  # the decision check gave it all the weight
+            alone_figures = fold.metrics["members"][name]
+            assert fold.metrics["micro_f1"] == pytest.approx(alone_figures["micro_f1"])
 
 
 def test_each_member_scores_once_when_measured_alone_and_together(
@@ -307,6 +313,7 @@ def test_a_member_that_decides_better_alone_takes_all_the_weight_and_the_other_i
         return tagger.train(train, valid)
 
     tagger = trained()
+    assert tagger.encoder.combination().startswith("tfidf alone: it decided the validation")
     check = tagger.encoder.fit_report["check"]
     assert check["chosen"] == "tfidf" and check["members"]["tfidf"] > check["blend"]
     assert tagger.encoder.weights.tolist() == [1.0, 0.0]
@@ -326,3 +333,4 @@ def test_a_member_that_decides_better_alone_takes_all_the_weight_and_the_other_i
     unchecked = trained(check="none")
     assert unchecked.encoder.weights.tolist() == [0.5, 0.5]
     assert "check" not in unchecked.encoder.fit_report
+    assert unchecked.encoder.combination() == "tfidf 0.50 + keyword 0.50 (equal weights)"

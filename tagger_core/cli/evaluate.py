@@ -25,6 +25,9 @@ def _opt(value: float | None) -> str:
 def _print_members(evaluation: Any, members: dict[str, Any], tagger: Any) -> None:
     """The ensemble against each of its members alone, on the same rows."""
     click.echo()
+    combination = tagger.encoder.combination()
+    if combination:
+        click.echo(f"{tagger.encoder.name}: {combination}")
     click.echo("members, each alone with its own rule fitted on the same validation rows:")
     header = ["ENCODER", "EXACT", "MICRO F1", "MACRO F1", "EMPTY"]
     rows = [

@@ -246,6 +246,9 @@ def print_cross_validation(result: Any) -> None:
             f"Rule chosen at training for {choices[0]['objective']}: the default kept in "
             f"{kept} of {len(choices)} folds" + (f"; {'; '.join(replaced)}" if replaced else "")
         )
+    for fold in result.folds:
+        if fold.combination:
+            click.echo(f"fold {fold.fold}, {result.tagger['encoder']['name']}: {fold.combination}")
     if result.untested_labels:
         click.echo(
             f"Not tested: {len(result.untested_labels)} label(s) with one name each, kept in "

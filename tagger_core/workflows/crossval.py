@@ -43,6 +43,7 @@ class Fold(BaseModel):
     metrics: dict[str, Any]  # an Evaluation, plus empty_rate
     rule: str = ""  # the fold's decision rule, as fitted or chosen
     rule_choice: dict[str, Any] | None = None  # how training chose it (with an objective)
+    combination: str = ""  # how an encoder with members weighed them in this fold
 
 
 class MeanStd(BaseModel):
@@ -169,6 +170,7 @@ def cross_validate(
                     metrics=metrics,
                     rule=tagger.rule.describe(),
                     rule_choice=tagger.training.rule_choice,
+                    combination=tagger.encoder.combination(),
                 )
             )
             if on_fold is not None:
