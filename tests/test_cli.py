@@ -90,6 +90,9 @@ def test_taxonomy_infer_writes_a_usable_file(
     assert result.exit_code == 0, result.output
     data = yaml.safe_load(out.read_text(encoding="utf-8"))
     assert data["name"] == "inferred" and data["mode"] == "multi-label"
+    labelled = all(r.labels for r in read_records(toy_file))
+    assert data.get("constraints", {}).get("min_labels", 0) == int(labelled)
+    assert ("declares min_labels: 1" in result.output) == labelled
     assert {label["id"] for label in data["labels"]} == {
         label for r in read_records(toy_file) for label in r.labels
     }

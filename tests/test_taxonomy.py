@@ -144,4 +144,10 @@ def test_infer_orders_by_frequency_and_detects_mode() -> None:
     assert taxonomy.mode == "single-label"
     multi = infer_taxonomy([*records, Record(text="d", labels=("A", "B"))], "m")
     assert multi.mode == "multi-label"
+    # every record labelled: at least one label per name; one unlabelled record: no floor
+    assert multi.constraints.min_labels == 1 and taxonomy.constraints.min_labels == 0
+    some_empty = infer_taxonomy(
+        [*records, Record(text="d", labels=("A", "B")), Record(text="e", labels=())], "m"
+    )
+    assert some_empty.mode == "multi-label" and some_empty.constraints.min_labels == 0
     assert np.array_equal(label_matrix(records, taxonomy), [[1, 0], [0, 1], [1, 0]])

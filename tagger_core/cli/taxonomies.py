@@ -139,6 +139,11 @@ def taxonomy_infer(
     click.echo(
         f"Wrote {output}: {len(taxonomy.labels)} labels, {taxonomy.mode}, from {len(records)} records."
     )
+    if taxonomy.constraints.min_labels:
+        click.echo(
+            "Every record has a label, so it declares min_labels: 1 (each name gets at least "
+            "one); remove it if some items may have none."
+        )
 
 
 COMMANDS = [taxonomies_command, taxonomy_group]
