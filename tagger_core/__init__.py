@@ -89,6 +89,7 @@ _EXPORTS = {
     "evaluate_to_files": "tagger_core.workflows.evaluate",
     "EvaluationFiles": "tagger_core.workflows.evaluate",
     "optimize_rule": "tagger_core.workflows.optimize",
+    "paired_bootstrap": "tagger_core.workflows.optimize",
     "cross_validate": "tagger_core.workflows.crossval",
     "compare_sources": "tagger_core.workflows.compare",
     "suggest_names": "tagger_core.workflows.suggest",
@@ -167,7 +168,7 @@ if TYPE_CHECKING:
     from tagger_core.workflows.compare import compare_sources
     from tagger_core.workflows.crossval import cross_validate
     from tagger_core.workflows.evaluate import EvaluationFiles, evaluate_to_files
-    from tagger_core.workflows.optimize import optimize_rule
+    from tagger_core.workflows.optimize import optimize_rule, paired_bootstrap
     from tagger_core.workflows.predict import predict_shards
     from tagger_core.workflows.suggest import suggest_names
     from tagger_core.workflows.train import build_tagger, rule_chooser
