@@ -81,6 +81,11 @@ def main() -> None:
     parser.add_argument("tagger", type=Path)
     parser.add_argument("test", type=Path)
     parser.add_argument("--valid", type=Path, help="default: the tagger's validation file")
+    parser.add_argument(
+        "--check-only",
+        action="store_true",
+        help="print only what the decision check says on the validation rows",
+    )
     args = parser.parse_args()
     tagger = Tagger.load(args.tagger)
     taxonomy: Taxonomy = tagger.taxonomy
@@ -88,7 +93,12 @@ def main() -> None:
     manifest = json.loads((args.tagger / "manifest.json").read_text(encoding="utf-8"))
     valid_file = args.valid or Path(manifest["training"]["valid"][0]["path"])
     parts: dict[str, dict[str, Any]] = {}
-    for part, path in (("valid", valid_file), ("test", args.test)):
+    wanted = (
+        (("valid", valid_file),)
+        if args.check_only
+        else (("valid", valid_file), ("test", args.test))
+    )
+    for part, path in wanted:
         scores, truth, members = tagger.score_records_and_members(
             read_records(path, taxonomy=taxonomy)
         )
@@ -98,13 +108,19 @@ def main() -> None:
             **{n: np.asarray(s.logits, dtype=np.float64) for n, s in members.items()},
         }
     names = [n for n in parts["valid"] if n not in ("truth", "saved")]
-    vt, tt = parts["valid"]["truth"], parts["test"]["truth"]
+    vt = parts["valid"]["truth"]
     raw = {p: [probabilities(parts[p][n], mode) for n in names] for p in parts}
+    if args.check_only:
+        _, report, held = fit_weights_held_out(raw["valid"], vt.astype(float), mode, 0.1)
+        print(report)
+        print(decision_check(held, raw["valid"], vt, taxonomy, "micro_f1", names)[1])
+        return
     scaled_fns = [platt(parts["valid"][n], vt, mode) for n in names]
     scaled = {
         p: [probabilities(f(parts[p][n]), mode) for f, n in zip(scaled_fns, names, strict=True)]
         for p in parts
     }
+    tt = parts["test"]["truth"]
     stacked = stack([parts["valid"][n] for n in names], vt, mode)
 
     def blend(probs: dict[str, list[np.ndarray]], weights: np.ndarray) -> dict[str, np.ndarray]:
