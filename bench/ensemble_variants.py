@@ -79,7 +79,7 @@ def stack(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("tagger", type=Path)
-    parser.add_argument("test", type=Path)
+    parser.add_argument("test", type=Path, nargs="?", help="not needed with --check-only")
     parser.add_argument("--valid", type=Path, help="default: the tagger's validation file")
     parser.add_argument(
         "--check-only",
@@ -87,6 +87,8 @@ def main() -> None:
         help="print only what the decision check says on the validation rows",
     )
     args = parser.parse_args()
+    if args.test is None and not args.check_only:
+        parser.error("a test file is needed (or --check-only)")
     tagger = Tagger.load(args.tagger)
     taxonomy: Taxonomy = tagger.taxonomy
     mode = taxonomy.mode
