@@ -29,7 +29,7 @@ from sklearn.linear_model import LogisticRegression
 from tagger_plugins.ensemble import (
     combined_logits,
     decision_check,
-    fit_weights_held_out,
+    fit_weights,
     probabilities,
 )
 
@@ -113,7 +113,7 @@ def main() -> None:
     vt = parts["valid"]["truth"]
     raw = {p: [probabilities(parts[p][n], mode) for n in names] for p in parts}
     if args.check_only:
-        _, report, held = fit_weights_held_out(raw["valid"], vt.astype(float), mode, 0.1)
+        _, report, held = fit_weights(raw["valid"], vt.astype(float), mode, 0.1)
         print(report)
         print(decision_check(held, raw["valid"], vt, taxonomy, "micro_f1", names)[1])
         return
@@ -128,8 +128,8 @@ def main() -> None:
     def blend(probs: dict[str, list[np.ndarray]], weights: np.ndarray) -> dict[str, np.ndarray]:
         return {p: combined_logits(probs[p], weights, mode) for p in parts}
 
-    fitted_raw, _, held_raw = fit_weights_held_out(raw["valid"], vt.astype(float), mode, 0.1)
-    fitted_scaled, _, _ = fit_weights_held_out(scaled["valid"], vt.astype(float), mode, 0.1)
+    fitted_raw, _, held_raw = fit_weights(raw["valid"], vt.astype(float), mode, 0.1)
+    fitted_scaled, _, _ = fit_weights(scaled["valid"], vt.astype(float), mode, 0.1)
     winner, _ = decision_check(held_raw, raw["valid"], vt, taxonomy, "micro_f1", names)
     now = np.eye(len(names))[winner] if winner is not None else fitted_raw
     equal = np.full(len(names), 1 / len(names))

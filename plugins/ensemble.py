@@ -191,25 +191,12 @@ def fit_weights(
     step: float,
     seed: int = 0,
     criterion: str = "average_precision",
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """Weights for ``probs`` (each member's validation probabilities), and a report: the
-    grid's best on every row where choosing it beats equal weights out of fold (chosen on
-    four folds of the rows, scored on the fifth, in turn), else equal weights."""
-    weights, report, _ = fit_weights_held_out(probs, truth, mode, step, seed, criterion)
-    return weights, report
-
-
-def fit_weights_held_out(
-    probs: list[np.ndarray],
-    truth: np.ndarray,
-    mode: str,
-    step: float,
-    seed: int = 0,
-    criterion: str = "average_precision",
 ) -> tuple[np.ndarray, dict[str, Any], np.ndarray]:
-    """As :func:`fit_weights`, with the blend each row gets from weights chosen without it
-    (the fold's choice where fitted weights are kept; the equal mix where they are not),
-    for checks that must not see their own fit."""
+    """Weights for ``probs`` (each member's validation probabilities), a report, and the
+    blend each row gets from weights chosen without it (for checks that must not see their
+    own fit). The weights are the grid's best on every row where choosing it beats equal
+    weights out of fold (chosen on four folds of the rows, scored on the fifth, in turn);
+    else equal weights, and each row's blend is the equal mix."""
     m, n = len(probs), len(truth)
     equal = np.full(m, 1.0 / m)
     grid = weight_grid(m, step)
@@ -392,7 +379,7 @@ class EnsembleEncoder(Encoder[EnsembleParams]):
         else:
             probs = [probabilities(e.logits(valid[0]), self.mode) for e in self.encoders]
             truth = np.asarray(valid[1], dtype=np.float64)
-            self.weights, self.fit_report, held_out = fit_weights_held_out(
+            self.weights, self.fit_report, held_out = fit_weights(
                 probs, truth, self.mode, self.params.step, seed, self.params.criterion
             )
             if self.params.check != "none":
@@ -444,12 +431,15 @@ class EnsembleEncoder(Encoder[EnsembleParams]):
     def logits(self, texts: list[str]) -> np.ndarray:
         """The blend; a member weighted 0 is not run."""
         used = np.flatnonzero(self.weights > 0)
-        probs = [probabilities(self.encoders[i].logits(texts), self.mode) for i in used]
-        return combined_logits(probs, self.weights[used], self.mode)
+        return self._blend([self.encoders[i].logits(texts) for i in used], used)
 
     def combine(self, member_logits: list[np.ndarray]) -> np.ndarray:
+        return self._blend(member_logits, np.arange(len(self.encoders)))
+
+    def _blend(self, member_logits: list[np.ndarray], members: np.ndarray) -> np.ndarray:
+        """The weighted mean of ``members``' probabilities (their logits in that order)."""
         probs = [probabilities(logits, self.mode) for logits in member_logits]
-        return combined_logits(probs, self.weights, self.mode)
+        return combined_logits(probs, self.weights[members], self.mode)
 
     def save(self, directory: Path) -> None:
         folders = []

@@ -14,7 +14,6 @@ from conftest import EXAMPLES, one_line_error
 from tagger_plugins.ensemble import (
     decision_check,
     fit_weights,
-    fit_weights_held_out,
     probabilities,
     weight_grid,
 )
@@ -46,7 +45,7 @@ def _member_probs(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
 
 def test_weights_follow_the_better_member_when_the_rows_show_it() -> None:
     probs, truth = _member_probs(400)
-    weights, report = fit_weights(probs, truth, "multi-label", 0.1)
+    weights, report, _ = fit_weights(probs, truth, "multi-label", 0.1)
     assert report["chosen"] == "fitted" and weights[0] > weights[1]
     assert report["out_of_fold_score"] > report["equal_score"]
 
@@ -58,9 +57,9 @@ def test_a_well_ranking_but_miscalibrated_member_wins_by_average_precision() -> 
     truth = (rng.random((300, 3)) < 0.3).astype(float)
     ranking = np.where(truth > 0, 0.95, 0.9) + rng.uniform(0, 0.01, truth.shape)
     prior = 0.3 + rng.uniform(-0.1, 0.1, truth.shape)
-    weights, report = fit_weights([ranking, prior], truth, "multi-label", 0.1)
+    weights, report, _ = fit_weights([ranking, prior], truth, "multi-label", 0.1)
     assert weights[0] >= 0.8 and report["chosen"] == "fitted"
-    by_loss, _ = fit_weights([ranking, prior], truth, "multi-label", 0.1, criterion="log_loss")
+    by_loss, _, _ = fit_weights([ranking, prior], truth, "multi-label", 0.1, criterion="log_loss")
     assert by_loss[0] < 0.5  # what log loss prefers: the calibrated know-nothing
 
 
@@ -73,12 +72,12 @@ def test_equal_weights_stay_unless_fitting_wins_out_of_fold() -> None:
         probabilities(np.where(truth > 0, 1.0, -1.0) + rng.normal(0, 1.5, (60, 3)), "multi-label")
         for _ in range(2)
     ]
-    weights, report = fit_weights(probs, truth, "multi-label", 0.1)
+    weights, report, _ = fit_weights(probs, truth, "multi-label", 0.1)
     if report["chosen"] == "fitted":  # kept only where it beat equal weights out of fold
         assert report["out_of_fold_score"] > report["equal_score"]
     else:
         assert np.allclose(weights, 0.5)
-    few, report = fit_weights([p[:6] for p in probs], truth[:6], "multi-label", 0.1)
+    few, report, _ = fit_weights([p[:6] for p in probs], truth[:6], "multi-label", 0.1)
     assert np.allclose(few, 0.5) and "too few" in report["reason"]
 
 
@@ -95,7 +94,7 @@ def test_a_blend_that_ranks_better_but_decides_worse_gives_way_to_its_best_membe
     noise = [rng.normal(0, 1.2, truth.shape) for _ in range(2)]
     sure = probabilities(np.where(truth > 0, 1.5, -2.0) + noise[0], "multi-label")
     low = probabilities(np.where(truth > 0, -0.5, -4.0) + noise[1], "multi-label")
-    weights, report, held_out = fit_weights_held_out([sure, low], truth, "multi-label", 0.1)
+    weights, report, held_out = fit_weights([sure, low], truth, "multi-label", 0.1)
     assert report["chosen"] == "fitted" and 0 < weights[0] < 1
     assert report["out_of_fold_score"] > max(report["member_scores"])  # it ranks better
     winner, check = decision_check(
@@ -115,7 +114,7 @@ def test_a_blend_that_decides_better_is_kept() -> None:
         )
         for _ in range(2)
     ]
-    _, _, held_out = fit_weights_held_out(probs, truth, "multi-label", 0.1)
+    _, _, held_out = fit_weights(probs, truth, "multi-label", 0.1)
     winner, check = decision_check(
         held_out, probs, truth, _four_labels(), "exact_match", ["a", "b"]
     )
