@@ -310,6 +310,19 @@ def test_batching_off_gives_the_same_answers(client: TestClient, tagger_dir: Pat
         assert plain.post("/v1/taggers/toy/predict", json={"texts": NAMES}).json() == batched
 
 
+def test_a_large_request_is_scored_beside_the_batch_queue(tagger_dir: Path) -> None:
+    names = NAMES * 3  # 12 texts: at --alone-from, so not queued for a batch
+    with client_for(tagger_dir, alone_from=len(names)) as client:
+        assert wait_ready(client)
+        large = client.post("/v1/taggers/toy/predict", json={"texts": names}).json()
+        counted = client.get("/readyz").json()["batching"]["toy"]
+        assert counted["texts"] == 0, counted
+        small = client.post("/v1/taggers/toy/predict", json={"texts": NAMES}).json()
+        counted = client.get("/readyz").json()["batching"]["toy"]
+        assert counted["texts"] == len(NAMES), counted
+    assert large["predictions"] == small["predictions"] * 3
+
+
 # -- files ------------------------------------------------------------------------------------
 
 

@@ -143,6 +143,14 @@ def bound_socket(host: str, port: int) -> socket.socket:
     help="Texts per batch.",
 )
 @click.option(
+    "--alone-from",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Requests with at least this many texts skip the batch queue and are scored on "
+    "their own thread, beside it.",
+)
+@click.option(
     "--threads",
     type=click.IntRange(min=1),
     help="CPU threads each encoder scores with (default: the encoder's own; with --workers N, "
@@ -181,6 +189,7 @@ def serve_command(
     batching: bool,
     batch_wait_ms: float,
     max_batch: int,
+    alone_from: int,
     threads: int | None,
     workers: int,
     shutdown_timeout: float,
@@ -235,6 +244,7 @@ def serve_command(
         batching=batching,
         batch_wait_ms=batch_wait_ms,
         max_batch=max_batch,
+        alone_from=alone_from,
         threads=threads,
     )
     if not loopback and token is None:

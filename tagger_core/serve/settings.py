@@ -18,6 +18,7 @@ MAX_UPLOAD_BYTES = 64 << 20  # a file to tag or review
 MAX_REVIEW_ROWS = 10_000
 BATCH_WAIT_MS = 5.0
 MAX_BATCH = 256
+ALONE_FROM = 64  # texts: a request this large is a batch by itself
 TOKEN_VARIABLE = "TAGGER_TOKEN"
 
 
@@ -39,6 +40,7 @@ class ServeSettings(BaseModel):
     batching: bool = True
     batch_wait_ms: float = Field(default=BATCH_WAIT_MS, ge=0)
     max_batch: int = Field(default=MAX_BATCH, ge=1)
+    alone_from: int = Field(default=ALONE_FROM, ge=1)
     threads: int | None = Field(default=None, ge=1)
 
 

@@ -1,5 +1,6 @@
-"""The served taggers: loaded once in the background, scored through a micro-batcher (or
-a thread per request), with the saved rule deciding once per batch."""
+"""The served taggers: loaded once in the background; small requests scored through a
+micro-batcher, large ones (and all, with batching off) on a thread each; the saved rule
+decides once per scoring call."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class ServedTagger:
         # batch waits at most half what scoring one name takes (``call`` seconds), so a
         # TF-IDF tagger hardly waits and a BERT one waits the full --batch-wait-ms.
         self.wait = min(settings.batch_wait_ms / 1000, call / 2)
+        self.alone_from = settings.alone_from
         self.batcher = (
             MicroBatcher(
                 self.score,
@@ -76,7 +78,11 @@ class ServedTagger:
         return Scored(scores, chosen, scores.probabilities.round(6))
 
     async def scores(self, texts: list[str]) -> Scored:
-        if self.batcher is not None:
+        # A request of --alone-from texts or more gains little from company, and on the
+        # batcher's one thread it would hold up the small requests queued behind it and
+        # keep the process to one scoring call at a time, however idle the CPU (uvicorn's
+        # workers share one socket: a few keep-alive clients often all land on one worker).
+        if self.batcher is not None and len(texts) < self.alone_from:
             return await self.batcher.scores(texts)
         return await asyncio.to_thread(self.score, texts)
 
