@@ -3,6 +3,7 @@
     .venv/bin/python bench/serve_load.py prepare      # TF-IDF and BERT (m3e-small) POI taggers
     .venv/bin/python bench/serve_load.py run          # the table in docs/benchmarks.md
     .venv/bin/python bench/serve_load.py faults       # faults during load; corrections exact
+    .venv/bin/python bench/serve_load.py cpu          # where the server's CPU time goes
 
 `run` starts `tagger serve` for each tagger with micro-batching on and off and sends, for
 a fixed time each, 1, 8 and 64 concurrent clients of single names and 4 clients of
@@ -478,9 +479,63 @@ def run_faults(args: argparse.Namespace) -> None:
     (OUT / "faults.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
 
 
+def thread_seconds(root: int) -> dict[tuple[int, int], float]:
+    """CPU seconds (user + system) of every thread of ``root`` and its descendants, from
+    /proc (Linux only): (process id, thread id) → seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    pids, seconds = [root], {}
+    for pid in pids:
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        pids += [int(child) for child in children]
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            seconds[(pid, int(tid))] = (int(fields[11]) + int(fields[12])) / tick
+    return seconds
+
+
+def run_cpu(args: argparse.Namespace) -> None:
+    """One scenario's CPU time by thread: each server process's event loop (its main
+    thread: HTTP, JSON, validation) against its other threads (scoring), and the clients."""
+    texts = names(5000)
+    tagger = OUT / args.taggers.split(",")[0]
+    clients, per_request = scenarios(args.scenarios)[0]
+    server = Server(tagger, *args.serve_args.split())
+    before, clients_before = thread_seconds(server.process.pid), time.process_time()
+    figures = asyncio.run(
+        load(server.port, server.name, texts, clients, per_request, args.seconds, 10**9)
+    )
+    after, clients_after = thread_seconds(server.process.pid), time.process_time()
+    server.stop()
+    spent = {key: after[key] - before.get(key, 0.0) for key in after}
+    names_served = figures["requests"] * per_request
+    report: dict[str, object] = {"scenario": f"{clients}x{per_request}", **figures}
+    for pid in sorted({pid for pid, _ in spent}):
+        loop = spent.get((pid, pid), 0.0)
+        others = sum(s for (p, t), s in spent.items() if p == pid and t != pid)
+        if loop + others >= 0.05:
+            report[f"process {pid}"] = {"event_loop_s": loop, "other_threads_s": others}
+    loops = sum(s for (p, t), s in spent.items() if p == t)
+    others = sum(s for (p, t), s in spent.items() if p != t)
+    cpus = len(os.sched_getaffinity(0))
+    report |= {
+        "clients_s": clients_after - clients_before,
+        "event_loops_ms_per_request": 1000 * loops / max(figures["requests"], 1),
+        "scoring_threads_ms_per_name": 1000 * others / max(names_served, 1),
+        "idle_share": 1 - (loops + others + clients_after - clients_before) / (cpus * args.seconds),
+    }
+    print(json.dumps(report, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["prepare", "run", "faults"])
+    parser.add_argument("command", choices=["prepare", "run", "faults", "cpu"])
     parser.add_argument("--taggers", default="poi-tfidf,poi-bert")
     parser.add_argument("--seconds", type=float, default=10.0, help="per scenario")
     parser.add_argument("--serve-args", default="", help="extra `tagger serve` options")
@@ -492,6 +547,8 @@ def main() -> None:
         prepare()
     elif args.command == "run":
         run(args)
+    elif args.command == "cpu":
+        run_cpu(args)
     else:
         run_faults(args)
 
