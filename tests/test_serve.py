@@ -200,6 +200,19 @@ def test_the_tagger_list_describes_taxonomy_encoder_and_validation(
     assert "openapi" in client.get("/openapi.json").json()
 
 
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_api_pages_load_every_asset_from_the_server(client: TestClient, page: str) -> None:
+    html = client.get(page)
+    assert html.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+    assert assets and all(asset.startswith("/static-docs/") for asset in assets), assets
+    for asset in assets:
+        answer = client.get(asset)
+        assert answer.status_code == 200 and len(answer.content) > 100, asset
+    # the page reads the API's own schema from this server
+    assert "/openapi.json" in html.text
+
+
 def test_readyz_waits_for_every_tagger(tagger_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import tagger_core.serve.taggers as taggers_module
 
@@ -575,17 +588,20 @@ def test_workers_share_the_cpus_unless_threads_are_given(
     assert started == [(None, 1), (4, 2), (2, 3), (1, 16), (3, 2)]
 
 
-def test_a_missing_serve_extra_is_one_line(runner, tagger_dir: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("module", ["fastapi", "fastapi_offline", "uvicorn", "python_multipart"])
+def test_a_missing_serve_extra_is_one_line(
+    runner, tagger_dir: Path, monkeypatch, module: str
+) -> None:
     import builtins
 
     real_import = builtins.__import__
 
-    def no_fastapi(name: str, *args: object, **kwargs: object):
-        if name == "fastapi":
-            raise ImportError("No module named 'fastapi'")
+    def without(name: str, *args: object, **kwargs: object):
+        if name == module:
+            raise ImportError(f"No module named '{module}'")
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_fastapi)
+    monkeypatch.setattr(builtins, "__import__", without)
     result = runner.invoke(cli, ["serve", str(tagger_dir)])
     assert 'pip install "tagger[serve]"' in one_line_error(result)
 

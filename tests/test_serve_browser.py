@@ -1,6 +1,7 @@
 """The review page in a real headless Chromium (Debian's chromium and chromium-driver,
 driven by Selenium; nothing is downloaded): tag a typed name, tag an uploaded file and
-download it, correct a label and find the correction in the corrections file.
+download it, correct a label and find the correction in the corrections file; and the API
+pages (/docs, /redoc) drawn with no internet.
 
 With TAGGER_SCREENSHOTS=DIR set, the page is photographed at each step (docs/images)."""
 
@@ -73,6 +74,9 @@ def browser(tmp_path: Path):
         "--disable-gpu",
         "--window-size=1100,900",
         "--lang=zh-CN",
+        # no host but this machine resolves: anything the pages fetched from the
+        # internet (a CDN) would fail, as on an offline machine
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     ):
         options.add_argument(argument)
     options.add_experimental_option(
@@ -164,3 +168,20 @@ def test_tag_upload_download_and_correct_in_a_real_browser(server, browser, tmp_
     assert written["label"] == ["Villages"]
     assert written["predicted"] == expected[0].labels
     assert written["source"] == "review"
+
+
+def test_the_api_pages_draw_the_api_with_no_internet(server, browser) -> None:
+    from selenium.webdriver.common.by import By
+
+    url = server[0]
+    browser.get(url + "/docs")
+    paths = wait_for(
+        lambda: [
+            element.get_attribute("data-path")
+            for element in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
+        ]
+    )
+    assert "/v1/taggers/{name}/predict" in paths
+    snap(browser, "docs")
+    browser.get(url + "/redoc")
+    wait_for(lambda: "/v1/taggers/{name}/predict" in browser.find_element(By.TAG_NAME, "body").text)

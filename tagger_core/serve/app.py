@@ -28,6 +28,7 @@ from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
@@ -95,7 +96,10 @@ def create_app(
             served.close()
             loader.join(timeout=1)
 
-    app = FastAPI(
+    # FastAPI's own /docs and /redoc load their scripts from a CDN, blank on an offline
+    # machine; these pages serve the same Swagger UI and ReDoc from the installed package
+    app = FastAPIOffline(
+        static_url="/static-docs",
         title="tagger",
         summary="Tag names with taxonomy labels; review and correct the labels.",
         version=_version(),

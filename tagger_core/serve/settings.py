@@ -61,9 +61,11 @@ def is_loopback(host: str) -> bool:
 
 
 def need_serve_extra() -> None:
-    """One line naming the extra when FastAPI, uvicorn or python-multipart is missing."""
+    """One line naming the extra when FastAPI, uvicorn, python-multipart or
+    fastapi-offline is missing."""
     try:
         import fastapi  # noqa: F401
+        import fastapi_offline  # noqa: F401  # /docs and /redoc without a CDN
         import python_multipart  # noqa: F401  # FastAPI's forms and uploads
         import uvicorn  # noqa: F401
     except ImportError:
