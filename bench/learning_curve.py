@@ -59,11 +59,19 @@ CONFIGS: dict[str, list[str]] = {
     "tfidf-exact": ["--encoder", "tfidf", "--objective", "exact_match"],
     "bert": ["--encoder", "bert"],
     "bert-old": ["--encoder", "bert", "-p", "epochs=8", "-p", "patience=2"],
+    "bert-freeze-emb": ["--encoder", "bert", "-p", "freeze_embeddings=true"],
     "bert-frozen": ["--encoder", "bert-frozen"],
     "ensemble": ["--encoder", "ensemble"],
     "ensemble-bert-only": ["--encoder", "ensemble", "-p", "members=tfidf,bert"],
 }
-TAKES_MODEL = {"bert", "bert-old", "bert-frozen", "ensemble", "ensemble-bert-only"}
+TAKES_MODEL = {
+    "bert",
+    "bert-old",
+    "bert-freeze-emb",
+    "bert-frozen",
+    "ensemble",
+    "ensemble-bert-only",
+}
 METRICS = ("exact_match", "micro_f1", "macro_f1", "empty_rate")
 
 

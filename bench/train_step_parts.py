@@ -4,6 +4,7 @@ timed alone over the encoder's own step (its `_Trainer`: model, loss, optimizer 
 clipping, length-grouped batches of 32 POI training names), one thread unless --threads.
 
     .venv/bin/python bench/train_step_parts.py [--model $M3E] [--batches 20] [--threads 1]
+        [-p freeze_embeddings=true]
 
 The parts that do not shrink in bf16 (clipping and AdamW run over every fp32 parameter,
 the word embedding's dense gradient included) bound what bf16 can gain per step; the
@@ -37,7 +38,8 @@ PARTS = ("forward", "backward", "clip", "adamw", "zero_grad")
 def trainer(
     precision: str, args: argparse.Namespace, records: list[Record], taxonomy: Taxonomy
 ) -> _Trainer:
-    params = BertEncoder.Params(model=args.model, precision=precision, epochs=100)
+    options = dict(option.split("=", 1) for option in args.param)
+    params = BertEncoder.Params(model=args.model, precision=precision, epochs=100, **options)
     loaded = load_classifier(params, taxonomy, seed=0)
     cpu = torch.device("cpu")
     made = _Trainer(
@@ -75,6 +77,9 @@ def main() -> None:
     parser.add_argument("--taxonomy", default=str(TAXONOMY))
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "-p", "--param", action="append", default=[], help="an encoder option, KEY=VALUE"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     taxonomy = resolve_taxonomy(args.taxonomy)
@@ -85,7 +90,11 @@ def main() -> None:
     batches = length_grouped_batches(first.train.lengths, 32, np.random.default_rng(0))
     embedding = first.model.get_input_embeddings().weight.numel()
     total = sum(p.numel() for p in first.model.parameters())
-    print(f"{total / 1e6:.1f} M parameters, {embedding / 1e6:.1f} M of them the word embedding")
+    trained = sum(p.numel() for p in first.model.parameters() if p.requires_grad)
+    print(
+        f"{total / 1e6:.1f} M parameters, {embedding / 1e6:.1f} M of them the word embedding; "
+        f"{trained / 1e6:.1f} M trained"
+    )
     print("| precision | " + " | ".join(PARTS) + " | step, ms | examples/s |")
     print("|---|" + "---:|" * (len(PARTS) + 2))
     # fp32 and bf16 interleaved, two rounds each; the first of each is a warm-up (oneDNN

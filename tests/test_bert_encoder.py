@@ -173,6 +173,22 @@ def test_same_seed_same_model_other_seed_other_model(tiny_bert: Path) -> None:
     assert not np.allclose(a, c)
 
 
+@pytest.mark.parametrize("freeze", [False, True])
+def test_freeze_embeddings_keeps_the_pretrained_word_embedding(
+    tiny_bert: Path, freeze: bool
+) -> None:
+    from transformers import AutoModel
+
+    pretrained = AutoModel.from_pretrained(tiny_bert)
+    tagger = train_tagger(tiny_bert, epochs=2, n=64, freeze_embeddings=freeze)
+    model = tagger.encoder.model  # type: ignore[attr-defined]
+    words = model.get_input_embeddings().weight.detach()
+    positions = model.base_model.embeddings.position_embeddings.weight.detach()
+    assert torch.equal(words, pretrained.get_input_embeddings().weight.detach()) is freeze
+    # everything else still learns
+    assert not torch.equal(positions, pretrained.embeddings.position_embeddings.weight.detach())
+
+
 def test_scores_keep_input_order_and_do_not_depend_on_batching(single: Tagger) -> None:
     texts = [*TEXTS, "汉口大面馆面馆面馆", "光", ""]
     logits = single.encoder.logits(texts)

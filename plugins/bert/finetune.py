@@ -438,6 +438,8 @@ class _Trainer:
         self.schedule = plan_schedule(self.p, steps_per_epoch)
         if self.dump_dir is not None:
             self.schedule = Schedule(self.schedule.epochs, 1, steps_per_epoch)
+        if self.p.freeze_embeddings:  # no dense 21k-row gradient, clipping or AdamW over it
+            self.model.get_input_embeddings().weight.requires_grad_(False)
         self.optimizer = make_optimizer(self.model, self.lr, self.p.weight_decay, self.device)
         self.scheduler = make_scheduler(self.optimizer, self.schedule.steps, self.p.warmup)
         self.wrapped: Any = self.model
