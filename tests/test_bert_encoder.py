@@ -189,6 +189,19 @@ def test_freeze_embeddings_keeps_the_pretrained_word_embedding(
     assert not torch.equal(positions, pretrained.embeddings.position_embeddings.weight.detach())
 
 
+def test_scoring_is_deterministic_after_the_model_was_put_in_training_mode(
+    single: Tagger,
+) -> None:
+    before = single.scores(TEXTS).logits
+    model = single.encoder.model  # type: ignore[attr-defined]
+    model.train()  # dropout on, as a training step leaves it
+    try:
+        assert np.array_equal(single.scores(TEXTS).logits, before)
+        assert not model.training
+    finally:
+        model.eval()
+
+
 def test_scores_keep_input_order_and_do_not_depend_on_batching(single: Tagger) -> None:
     texts = [*TEXTS, "汉口大面馆面馆面馆", "光", ""]
     logits = single.encoder.logits(texts)
