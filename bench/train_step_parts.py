@@ -4,7 +4,7 @@ timed alone over the encoder's own step (its `_Trainer`: model, loss, optimizer 
 clipping, length-grouped batches of 32 POI training names), one thread unless --threads.
 
     .venv/bin/python bench/train_step_parts.py [--model $M3E] [--batches 20] [--threads 1]
-        [-p freeze_embeddings=true]
+        [-p freeze_embeddings=true] [--profile]
 
 The parts that do not shrink in bf16 (clipping and AdamW run over every fp32 parameter,
 the word embedding's dense gradient included) bound what bf16 can gain per step; the
@@ -78,6 +78,9 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
+        "--profile", action="store_true", help="also torch.profiler's top ops of bf16 steps"
+    )
+    parser.add_argument(
         "-p", "--param", action="append", default=[], help="an encoder option, KEY=VALUE"
     )
     args = parser.parse_args()
@@ -108,6 +111,14 @@ def main() -> None:
             step = float(medians.sum())
             cells = " | ".join(f"{m:.1f}" for m in medians)
             print(f"| {precision} | {cells} | {step:.1f} | {32_000 / step:.0f} |")
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as profiled:
+            for rows in batches[:10]:
+                timed_step(trainers["bf16"], rows)
+        print("bf16, 10 steps:")
+        print(profiled.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
 
 
 if __name__ == "__main__":
