@@ -35,6 +35,7 @@ from tagger_core.serve.corrections import (
     canonical_labels,
     label_set_problem,
 )
+from tagger_core.serve.predict import PredictPath
 from tagger_core.serve.settings import ServeSettings
 
 NAMES = ["故宫博物院", "迪士尼乐园", "黄山风景区", "乌镇古镇"]
@@ -198,6 +199,55 @@ def test_the_tagger_list_describes_taxonomy_encoder_and_validation(
     assert body["corrections"] is True
     assert client.get("/v1/taggers/toy").json() == info
     assert "openapi" in client.get("/openapi.json").json()
+
+
+def test_the_predict_operation_is_documented(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/v1/taggers/{name}/predict"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert {"text", "texts", "rule", "rule_params", "scores"} <= set(body["properties"])
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PredictResponse"
+    }
+
+
+def test_the_predict_route_answers_as_the_path_in_front_of_it(tagger_dir: Path) -> None:
+    """Predict requests are answered before FastAPI routes them; its documenting route,
+    reached with that path taken out, gives the same answers and errors."""
+    settings = ServeSettings(taggers={"toy": tagger_dir}, token="s3cret", max_texts=10)
+    routed = create_app(settings)
+    routed.user_middleware = [m for m in routed.user_middleware if m.cls is not PredictPath]
+    good = {"Authorization": "Bearer s3cret"}
+    cases: list[tuple[dict, bytes]] = [
+        (good, json.dumps({"texts": NAMES, "rule": "top-k", "rule_params": {"k": 2}}).encode()),
+        (good, json.dumps({"text": "故宫", "scores": False}).encode()),
+        ({}, json.dumps({"text": "故宫"}).encode()),
+        (good, b'{"texts": ["a"'),
+        (good, json.dumps({"texts": ["故宫", 3]}).encode()),
+        (good, json.dumps({"texts": ["故"] * 11}).encode()),
+        (good, json.dumps({"text": "  "}).encode()),
+        (good, json.dumps({"text": "故宫", "rule": "no-such-rule"}).encode()),
+    ]
+    answers = []
+    for app in (create_app(settings), routed):
+        with TestClient(app, raise_server_exceptions=False) as open_:
+            while open_.get("/readyz", headers=good).status_code != 200:
+                time.sleep(0.02)
+            answers.append(
+                [
+                    (answer.status_code, answer.json())
+                    for headers, body in cases
+                    for answer in [
+                        open_.post(
+                            "/v1/taggers/toy/predict",
+                            content=body,
+                            headers={**headers, "content-type": "application/json"},
+                        )
+                    ]
+                ]
+            )
+    fast, slow = answers
+    assert [status for status, _ in fast] == [200, 200, 401, 422, 422, 413, 422, 422]
+    assert fast == slow
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
@@ -753,6 +803,14 @@ def test_cors_is_off_unless_an_origin_is_named(tagger_dir: Path) -> None:
     with client_for(tagger_dir, cors_origins=["https://cms.example.com"]) as open_:
         answer = open_.options("/v1/taggers/toy/predict", headers=preflight)
         assert answer.headers["access-control-allow-origin"] == "https://cms.example.com"
+        assert wait_ready(open_)
+        posted = open_.post(
+            "/v1/taggers/toy/predict",
+            json={"text": "故宫"},
+            headers={"Origin": "https://cms.example.com"},
+        )
+        assert posted.status_code == 200
+        assert posted.headers["access-control-allow-origin"] == "https://cms.example.com"
 
 
 @pytest.mark.slow

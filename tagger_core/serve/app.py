@@ -12,7 +12,6 @@ FastAPI comes from the ``serve`` extra: import this module after
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import shutil
@@ -23,7 +22,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -32,10 +30,9 @@ from fastapi_offline import FastAPIOffline
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
-from tagger_core.components import DecisionRule, FileOptions
+from tagger_core.components import FileOptions
 from tagger_core.data.io import writer_for
 from tagger_core.errors import TaggerError
-from tagger_core.registry import make_rule
 from tagger_core.serve.bodies import (
     ApiError,
     CorrectionRequest,
@@ -45,7 +42,7 @@ from tagger_core.serve.bodies import (
     ReviewItems,
     TaggerInfo,
     error_body,
-    field_name,
+    invalid_body,
 )
 from tagger_core.serve.corrections import (
     REVIEW_SOURCE,
@@ -54,6 +51,7 @@ from tagger_core.serve.corrections import (
     label_set_problem,
 )
 from tagger_core.serve.limits import TOO_LARGE, BodyLimit, too_large
+from tagger_core.serve.predict import Predictions, PredictPath, check_bearer
 from tagger_core.serve.settings import ServeSettings
 from tagger_core.serve.taggers import Served
 from tagger_core.serve.uploads import read_upload, saved_upload, tag_file
@@ -114,12 +112,8 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
-        where = field_name(first.get("loc", ()))
-        message = str(first.get("msg", "invalid"))
-        if first.get("type") == "json_invalid":
-            message, where = "the body is not valid JSON", "body"
-        return JSONResponse(error_body(422, f"{where}: {message}", where), 422)
+        refused = invalid_body(error.errors())
+        return JSONResponse(error_body(422, refused.message, refused.field), 422)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
@@ -137,14 +131,7 @@ def create_app(
         return JSONResponse(error_body(500, "internal error; see the server's log"), 500)
 
     async def require_token(request: Request) -> None:
-        if settings.token is None:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode(), settings.token.encode()
-        ):
-            raise ApiError(401, "a bearer token is required (Authorization: Bearer TOKEN)")
+        check_bearer(settings.token, request.headers.get("authorization", ""))
 
     guarded = [Depends(require_token)]
 
@@ -204,76 +191,26 @@ def create_app(
     async def show_tagger(name: str) -> TaggerInfo:
         return served.get(name).info
 
-    def texts_of(body: PredictRequest) -> tuple[list[str], str]:
-        if (body.text is None) == (body.texts is None):
-            raise ApiError(422, "texts: give either 'text' or 'texts'", "texts")
-        texts, field = ([body.text], "text") if body.text is not None else (body.texts, "texts")
-        assert texts is not None
-        if not texts:
-            raise ApiError(422, "texts: give at least one text", "texts")
-        if len(texts) > settings.max_texts:
-            raise ApiError(
-                413, f"texts: {len(texts)} texts; this server takes at most {settings.max_texts}"
-            )
-        for index, text in enumerate(texts):
-            where = field if field == "text" else f"texts[{index}]"
-            if not text.strip():
-                raise ApiError(422, f"{where}: empty text", where)
-            if len(text) > settings.max_chars:
-                raise ApiError(
-                    413, f"{where}: {len(text)} characters; the limit is {settings.max_chars}"
-                )
-        return texts, field
-
-    def rule_of(body_rule: str | None, params: dict[str, Any]) -> DecisionRule[Any] | None:
-        if body_rule is None:
-            if params:
-                raise ApiError(422, "rule_params: needs 'rule'", "rule_params")
-            return None
-        try:
-            return make_rule(body_rule, params)
-        except TaggerError as error:
-            raise ApiError(422, f"rule: {error}", "rule") from None
+    predictions = Predictions(settings, served)
 
     @app.post(
         f"{API}/taggers/{{name}}/predict",
         tags=["taggers"],
         dependencies=guarded,
         response_model=PredictResponse,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+            }
+        },
     )
-    async def predict(name: str, body: PredictRequest) -> Response:
+    async def predict(name: str, request: Request) -> Response:
         """Labels (ids and display names) and every label's score for one or many names."""
-        target = served.get(name)
-        texts, _ = texts_of(body)
-        rule = rule_of(body.rule, body.rule_params)
-        scored = await target.scores(texts)
-        chosen = scored.chosen
-        if rule is not None:
-            try:
-                chosen = target.tagger.decide(scored.scores, rule)
-            except TaggerError as error:
-                raise ApiError(422, f"rule: {error}", "rule") from None
-        ids = target.tagger.taxonomy.label_ids
-        probabilities = scored.probabilities.tolist() if body.scores else None
-        predictions = []
-        for row, text in enumerate(texts):
-            labels = labels_of(chosen[row], target.tagger.taxonomy)
-            predictions.append(
-                {
-                    "text": text,
-                    "labels": labels,
-                    "display_names": [target.display[label] for label in labels],
-                    "scores": dict(zip(ids, probabilities[row], strict=True))
-                    if probabilities is not None
-                    else None,
-                }
-            )
-        # Serialised here (PredictResponse documents it): validating the answer that was
-        # just built would cost more per request than scoring a name in a batch.
-        return Response(
-            orjson.dumps({"tagger": name, "predictions": predictions}),
-            media_type="application/json",
-        )
+        # PredictPath answers these requests before FastAPI routes them; this route
+        # documents the operation (its body: PredictRequest) and gives the same answers
+        answer = await predictions.answer(name, await request.body())
+        return Response(answer, media_type="application/json")
 
     # -- files ----------------------------------------------------------------------------
 
@@ -420,6 +357,7 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    app.add_middleware(PredictPath, predictions=predictions)  # innermost: inside CORS
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -3,6 +3,7 @@ is built from these models)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +23,16 @@ class ApiError(Exception):
 
 def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:
     return {"error": {"status": status, "message": message, "field": field}}
+
+
+def invalid_body(errors: Sequence[Mapping[str, Any]]) -> ApiError:
+    """pydantic's first complaint about a body, as a 422 naming the field."""
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    where = field_name(first.get("loc", ()))
+    message = str(first.get("msg", "invalid"))
+    if first.get("type") == "json_invalid":
+        message, where = "the body is not valid JSON", "body"
+    return ApiError(422, f"{where}: {message}", where)
 
 
 def field_name(location: Any) -> str:
