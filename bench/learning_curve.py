@@ -61,6 +61,16 @@ CONFIGS: dict[str, list[str]] = {
     "bert-old": ["--encoder", "bert", "-p", "epochs=8", "-p", "patience=2"],
     "bert-freeze-emb": ["--encoder", "bert", "-p", "freeze_embeddings=true"],
     "bert-frozen": ["--encoder", "bert-frozen"],
+    # trained for macro F1: early stopping on the objective (the default) or on micro F1
+    "bert-macro": ["--encoder", "bert", "--objective", "macro_f1"],
+    "bert-macro-stop-micro": [
+        "--encoder",
+        "bert",
+        "--objective",
+        "macro_f1",
+        "-p",
+        "metric=micro_f1",
+    ],
     "ensemble": ["--encoder", "ensemble"],
     "ensemble-bert-only": ["--encoder", "ensemble", "-p", "members=tfidf,bert"],
 }
@@ -69,6 +79,8 @@ TAKES_MODEL = {
     "bert-old",
     "bert-freeze-emb",
     "bert-frozen",
+    "bert-macro",
+    "bert-macro-stop-micro",
     "ensemble",
     "ensemble-bert-only",
 }

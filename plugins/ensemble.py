@@ -34,6 +34,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tagger_core import (
+    LOWER_IS_BETTER,
+    OBJECTIVES,
     Encoder,
     ModelError,
     ParamRange,
@@ -99,10 +101,11 @@ class EnsembleParams(BaseModel):
     criterion: Literal["average_precision", "log_loss"] = Field(
         default="average_precision", description="what the fitted weights maximise"
     )
-    check: Literal["micro_f1", "macro_f1", "exact_match", "samples_f1", "none"] = Field(
-        default="micro_f1",
+    check: str | None = Field(
+        default=None,
         description="the validation figure on which the blend must decide at least as well "
-        "as each member alone, else the best member decides alone; none: no check",
+        "as each member alone, else the best member decides alone; none: no check; unset: "
+        "the training objective (tagger train --objective), else micro_f1",
     )
     model: str | None = Field(
         default=None, description="pretrained model for the members that take one (--model)"
@@ -110,6 +113,13 @@ class EnsembleParams(BaseModel):
     threads: int | None = Field(
         default=None, ge=1, le=1024, description="CPU threads for the members that take them"
     )
+
+    @field_validator("check")
+    @classmethod
+    def _known_check(cls, value: str | None) -> str | None:
+        if value is not None and value not in ("none", *OBJECTIVES):
+            raise ValueError(f"'{value}' is not one of: none, {', '.join(OBJECTIVES)}")
+        return value
 
     @field_validator("members", mode="before")
     @classmethod
@@ -268,7 +278,7 @@ def decision_check(
     blend_pred = decide(blend)
     member_preds = [decide(p) for p in probs]
     member_scores = [float(quick_figures(truth, pred)[figure]) for pred in member_preds]
-    best = int(np.argmax(member_scores))
+    best = int(np.argmin(member_scores) if figure in LOWER_IS_BETTER else np.argmax(member_scores))
     gain, share = paired_bootstrap(truth, member_preds[best], blend_pred, figure, seed)
     report: dict[str, Any] = {
         "figure": figure,
@@ -355,6 +365,16 @@ class EnsembleEncoder(Encoder[EnsembleParams]):
     def members(self) -> dict[str, Encoder[Any]]:
         return dict(zip(self.names, self.encoders, strict=True))
 
+    def aim_at(self, objective: str) -> None:
+        """The check, and each member's own validation (bert's early stopping), measure
+        ``objective`` where their parameters name no other figure."""
+        super().aim_at(objective)
+        for encoder in self.encoders:
+            encoder.aim_at(objective)
+
+    def check_figure(self) -> str:
+        return self.params.check or self.objective or "micro_f1"
+
     def fit(
         self,
         texts: list[str],
@@ -382,7 +402,7 @@ class EnsembleEncoder(Encoder[EnsembleParams]):
             self.weights, self.fit_report, held_out = fit_weights(
                 probs, truth, self.mode, self.params.step, seed, self.params.criterion
             )
-            if self.params.check != "none":
+            if self.check_figure() != "none":
                 self._check_decisions(held_out, probs, truth, taxonomy, seed)
         log.info(
             "ensemble weights: %s (%s)",
@@ -399,7 +419,7 @@ class EnsembleEncoder(Encoder[EnsembleParams]):
         seed: int,
     ) -> None:
         """A member that decides better alone than the blend gets all the weight."""
-        check = self.params.check
+        check = self.check_figure()
         winner, report = decision_check(held_out, probs, truth, taxonomy, check, self.names, seed)
         self.fit_report["check"] = report
         if winner is not None:

@@ -77,6 +77,8 @@ _EXPORTS = {
     "Evaluation": "tagger_core.evaluation.metrics",
     "evaluate_matrices": "tagger_core.evaluation.metrics",
     "quick_figures": "tagger_core.evaluation.metrics",
+    "OBJECTIVES": "tagger_core.evaluation.metrics",
+    "LOWER_IS_BETTER": "tagger_core.evaluation.metrics",
     "threshold_sweep": "tagger_core.evaluation.sweep",
     "best_global_threshold": "tagger_core.evaluation.sweep",
     "progress": "tagger_core.progress_bars",
@@ -146,7 +148,13 @@ if TYPE_CHECKING:
     from tagger_core.data.split import split_by_source, split_records, write_split
     from tagger_core.data.validate import validate_records
     from tagger_core.errors import DataError, ModelError, PluginError, TaggerError, TaxonomyError
-    from tagger_core.evaluation.metrics import Evaluation, evaluate_matrices, quick_figures
+    from tagger_core.evaluation.metrics import (
+        LOWER_IS_BETTER,
+        OBJECTIVES,
+        Evaluation,
+        evaluate_matrices,
+        quick_figures,
+    )
     from tagger_core.evaluation.sweep import best_global_threshold, threshold_sweep
     from tagger_core.progress_bars import progress, ticking
     from tagger_core.registry import (

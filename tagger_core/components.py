@@ -241,6 +241,15 @@ class Encoder(Component[P]):
     # False when fit() can start from the taxonomy alone, with no labelled rows (zero-shot
     # from label names and descriptions): `tagger train` then takes no --train file.
     needs_examples: ClassVar[bool] = True
+    # The figure training is judged on, where it told the encoder (aim_at).
+    objective: str | None = None
+
+    def aim_at(self, objective: str) -> None:
+        """Called before :meth:`fit` with the figure training is judged on (`tagger train
+        --objective`, one of ``OBJECTIVES``). An encoder that measures itself on the
+        validation rows while fitting (early stopping, member weights) should measure this
+        figure where its user named no other. The default keeps it in ``objective``."""
+        self.objective = objective
 
     @abstractmethod
     def fit(

@@ -218,9 +218,12 @@ class Tagger:
         train_files: Sequence[DataFile] = (),
         valid_files: Sequence[DataFile] = (),
         choose_rule: RuleChooser | None = None,
+        objective: str | None = None,
     ) -> Tagger:
         """Fit the encoder on ``train``; with ``valid``, fit the rule (or let
-        ``choose_rule`` replace it) and measure on the validation rows."""
+        ``choose_rule`` replace it) and measure on the validation rows. ``objective``, the
+        figure the run is judged on, is passed to the encoder (:meth:`Encoder.aim_at`) so
+        that its own validation (early stopping, member weights) can measure it."""
         if not train and self.encoder.needs_examples:
             raise DataError(f"no training records (encoder '{self.encoder.name}' needs some)")
         targets = label_matrix(train, self.taxonomy)
@@ -233,6 +236,8 @@ class Tagger:
         if train:
             self._warn_unseen_labels(targets)
         texts = self.normalize([r.text for r in train])
+        if objective is not None:
+            self.encoder.aim_at(objective)
         self.encoder.fit(texts, targets, self.taxonomy, valid=valid_pair, seed=seed)
         self.exports = {}  # exported copies were of the encoder before this training
         self.training = TrainingInfo(

@@ -228,6 +228,30 @@ def test_early_stopping_stops_after_patience(tiny_bert: Path) -> None:
     assert summary["best_epoch"] == 1 and summary["epochs_run"] == 3
 
 
+def test_early_stopping_watches_the_training_objective_unless_a_metric_is_named(
+    tiny_bert: Path,
+) -> None:
+    def trained(objective: str | None, **params: object) -> Tagger:
+        tagger = Tagger.create(
+            bf.taxonomy("multi-label"),
+            encoder="bert",
+            encoder_params={"model": str(tiny_bert), **FAST, "epochs": 4, **params},
+        )
+        train, valid = bf.records(64, "multi-label"), bf.records(40, "multi-label", seed=1)
+        return tagger.train(train, valid, objective=objective)
+
+    assert trained(None).encoder.summary["metric"] == "micro_f1"
+    assert trained("macro_f1").encoder.summary["metric"] == "macro_f1"
+    assert trained("macro_f1", metric="loss").encoder.summary["metric"] == "loss"
+    # a figure where lower is better: the restored epoch has the fewest wrong label calls
+    losses = trained("hamming_loss", lr=3e-2)
+    summary, history = losses.encoder.summary, losses.encoder.history
+    assert summary["metric"] == "hamming_loss"
+    figures = [entry["valid_hamming_loss"] for entry in history]
+    assert len(set(figures)) > 1  # the epochs differ, so the choice means something
+    assert figures[summary["best_epoch"] - 1] == min(figures)
+
+
 def test_the_automatic_schedule_is_set_in_updates() -> None:
     from tagger_plugins.bert import BertEncoder
     from tagger_plugins.bert.finetune import plan_schedule
@@ -529,9 +553,12 @@ def test_cli_train_predict_evaluate(tiny_bert: Path, tmp_path: Path) -> None:
 
     out, valid = tmp_path / "tagger", tmp_path / "valid.json"
     runner = CliRunner()
-    result = runner.invoke(cli, cli_train_args(tiny_bert, tmp_path, 300, 80, FAST))
+    train_args = [*cli_train_args(tiny_bert, tmp_path, 300, 80, FAST), "--objective", "macro_f1"]
+    result = runner.invoke(cli, train_args)
     assert result.exit_code == 0, result.output
     assert (out / "encoder" / "model.safetensors").is_file()
+    state = json.loads((out / "encoder" / "tagger_bert.json").read_text(encoding="utf-8"))
+    assert state["training"]["metric"] == "macro_f1"  # early stopping watched the objective
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["encoder"]["params"]["model"] == str(tiny_bert)
     result = runner.invoke(cli, ["predict", str(out), "东湖宾馆", "光谷大公园"])

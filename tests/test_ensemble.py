@@ -105,6 +105,42 @@ def test_a_blend_that_ranks_better_but_decides_worse_gives_way_to_its_best_membe
     assert check["rule"] == "per-label (every label at 0.5)"
 
 
+def test_the_check_finds_the_best_member_where_lower_is_better() -> None:
+    rng = np.random.default_rng(0)
+    truth = (rng.random((300, 4)) < 0.3).astype(float)
+    noise = [rng.normal(0, 1.2, truth.shape) for _ in range(2)]
+    low = probabilities(np.where(truth > 0, -0.5, -4.0) + noise[1], "multi-label")
+    sure = probabilities(np.where(truth > 0, 1.5, -2.0) + noise[0], "multi-label")
+    _, _, held_out = fit_weights([low, sure], truth, "multi-label", 0.1)
+    winner, check = decision_check(
+        held_out, [low, sure], truth, _four_labels(), "hamming_loss", ["low", "sure"]
+    )
+    assert check["members"]["sure"] < check["blend"] < check["members"]["low"]
+    assert winner == 1 and check["chosen"] == "sure"
+
+
+def test_the_check_and_the_members_aim_at_the_training_objective(
+    register_plugin: Any,
+) -> None:
+    from tagger_core import read_records
+
+    register_plugin(YesPlugin(), "yes-plugin")
+    train, valid = read_records(TRAIN), read_records(VALID)
+
+    def trained(objective: str | None, **params: Any) -> Tagger:
+        tagger = Tagger.create(
+            "attractions", encoder="ensemble", encoder_params={"members": "tfidf,yes", **params}
+        )
+        return tagger.train(train, valid, objective=objective)
+
+    assert trained(None).encoder.fit_report["check"]["figure"] == "micro_f1"
+    aimed = trained("exact_match")
+    assert aimed.encoder.fit_report["check"]["figure"] == "exact_match"
+    assert [member.objective for member in aimed.encoder.encoders] == ["exact_match"] * 2
+    named = trained("exact_match", check="samples_f1")
+    assert named.encoder.fit_report["check"]["figure"] == "samples_f1"
+
+
 def test_a_blend_that_decides_better_is_kept() -> None:
     rng = np.random.default_rng(3)
     truth = (rng.random((300, 4)) < 0.3).astype(float)

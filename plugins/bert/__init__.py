@@ -19,13 +19,22 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tagger_core import Encoder, ModelError, ParamRange, Taxonomy, check_weights, hookimpl
+from tagger_core import (
+    OBJECTIVES,
+    Encoder,
+    ModelError,
+    ParamRange,
+    Taxonomy,
+    check_weights,
+    hookimpl,
+)
 
 log = logging.getLogger("tagger")
 
 DEFAULT_MODEL = "bert-base-chinese"
 STATE_FILE = "tagger_bert.json"
 HEAD_FILE = "head.npz"
+STOPPING_METRICS = ("loss", *OBJECTIVES)
 CACHE_LOOKUP_MIN = 256  # smaller prediction calls skip the feature-cache lookup
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -81,8 +90,10 @@ class BertParams(BaseModel):
     patience: int = Field(
         default=3, ge=0, description="validation passes without a better score; 0: never stop"
     )
-    metric: Literal["loss", "exact_match", "micro_f1", "macro_f1"] = Field(
-        default="micro_f1", description="validation metric for early stopping"
+    metric: str | None = Field(
+        default=None,
+        description="validation metric for early stopping: loss or an objective of tagger "
+        "optimize; unset: the training objective (tagger train --objective), else micro_f1",
     )
     label_weights: Literal["none", "sqrt", "balanced"] = Field(
         default="none", description="up-weight rare labels by training frequency"
@@ -104,6 +115,13 @@ class BertParams(BaseModel):
     @classmethod
     def _device_name(cls, value: str) -> str:
         return check_device(value)
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str | None) -> str | None:
+        if value is not None and value not in STOPPING_METRICS:
+            raise ValueError(f"'{value}' is not one of: {', '.join(STOPPING_METRICS)}")
+        return value
 
 
 class ExtractorParams(BaseModel):
@@ -223,7 +241,10 @@ class BertEncoder(Encoder[BertParams]):
     ) -> None:
         from .finetune import finetune
 
-        result = finetune(self.p, texts, np.asarray(targets), taxonomy, valid, seed)
+        params = self.p
+        if params.metric is None:  # early stopping measures what training is judged on
+            params = params.model_copy(update={"metric": self.objective or "micro_f1"})
+        result = finetune(params, texts, np.asarray(targets), taxonomy, valid, seed)
         self.model, self.tokenizer = result.model, result.tokenizer
         self.session, self.source, self.n_labels = None, None, len(taxonomy.labels)
         self._scoring = (None, None, None)

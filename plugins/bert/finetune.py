@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tagger_core import Taxonomy
+from tagger_core import LOWER_IS_BETTER, Taxonomy
 
 from .runtime import (
     Encoded,
@@ -179,22 +179,32 @@ def decisions(logits: np.ndarray, mode: str) -> np.ndarray:
 
 
 def validation_metrics(
-    logits: np.ndarray, targets: np.ndarray, taxonomy: Taxonomy, loss_fn: torch.nn.Module
+    logits: np.ndarray,
+    targets: np.ndarray,
+    taxonomy: Taxonomy,
+    loss_fn: torch.nn.Module,
+    stopping: str = "micro_f1",
 ) -> dict[str, float]:
-    from tagger_core import evaluate_matrices
+    """Loss, exact match, micro and macro F1 of the validation rows, and ``stopping``, the
+    figure early stopping watches, where it is another."""
+    from tagger_core import evaluate_matrices, quick_figures
 
-    evaluation = evaluate_matrices(targets, decisions(logits, taxonomy.mode), taxonomy)
+    chosen = decisions(logits, taxonomy.mode)
+    evaluation = evaluate_matrices(targets, chosen, taxonomy)
     with torch.no_grad():
         device = next(iter(loss_fn.buffers()), torch.empty(0)).device
         loss = loss_fn(
             torch.from_numpy(logits).to(device), loss_targets(targets, taxonomy.mode).to(device)
         )
-    return {
+    figures = {
         "loss": float(loss),
         "exact_match": evaluation.exact_match,
         "micro_f1": evaluation.micro_f1,
         "macro_f1": evaluation.macro_f1,
     }
+    if stopping not in figures:
+        figures[stopping] = quick_figures(targets > 0.5, chosen)[stopping]
+    return figures
 
 
 def dump_results(path: Path, logits: np.ndarray, targets: np.ndarray) -> None:
@@ -503,7 +513,9 @@ class _Trainer:
             self.dtype,
             self.group,
         )
-        return logits, validation_metrics(logits, self.valid_targets, self.taxonomy, self.loss_fn)
+        return logits, validation_metrics(
+            logits, self.valid_targets, self.taxonomy, self.loss_fn, self.p.metric or "micro_f1"
+        )
 
     # -- the run ------------------------------------------------------------------------
 
@@ -512,7 +524,8 @@ class _Trainer:
         if self.dump_dir is not None and group.main:
             self.dump_dir.mkdir(parents=True, exist_ok=True)
         history: list[dict[str, Any]] = []
-        sign = -1.0 if p.metric == "loss" else 1.0
+        metric = p.metric or "micro_f1"
+        sign = -1.0 if metric == "loss" or metric in LOWER_IS_BETTER else 1.0
         # Ties on the metric (e.g. micro F1 still 0 while every multi-label prediction is
         # empty) go to the lower validation loss, so early stopping waits for progress.
         best_score: tuple[float, float] = (-math.inf, -math.inf)
@@ -548,7 +561,7 @@ class _Trainer:
                         f"{metrics['exact_match']:.4f}, micro F1 {metrics['micro_f1']:.4f}, "
                         f"macro F1 {metrics['macro_f1']:.4f}"
                     )
-                    score = (sign * metrics[p.metric], -round(metrics["loss"], 4))
+                    score = (sign * metrics[metric], -round(metrics["loss"], 4))
                     since_best += 1
                     if score > best_score:
                         best_score, best_epoch, since_best = score, epoch, 0
@@ -570,7 +583,7 @@ class _Trainer:
                     bar.update(plan.steps - epoch * plan.steps_per_epoch)
                     self.report(
                         bar,
-                        f"early stopping: no better valid {p.metric} in the {p.patience} "
+                        f"early stopping: no better valid {metric} in the {p.patience} "
                         f"validation pass(es) after epoch {best_epoch}",
                     )
                     break
@@ -579,7 +592,7 @@ class _Trainer:
             if best_state is not None:
                 self.model.load_state_dict(best_state)
             if group.main:
-                log.info("restored the weights of epoch %d (best valid %s)", best_epoch, p.metric)
+                log.info("restored the weights of epoch %d (best valid %s)", best_epoch, metric)
         materialize(self.model).eval()
         summary = {
             "lr": self.lr,
@@ -589,7 +602,7 @@ class _Trainer:
             "validate_every": plan.validate_every,
             "best_epoch": best_epoch or last_epoch,
             "stopped_early": stopped_early,
-            "metric": p.metric,
+            "metric": metric,
             "device": str(self.device),
             "precision": "bf16" if self.dtype is not None else "fp32",
             "world_size": group.world,

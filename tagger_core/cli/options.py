@@ -207,7 +207,9 @@ def _objective_help() -> str:
         "Figure the decision rule is chosen for on the validation data: micro_f1, "
         "macro_f1, exact_match, samples_f1… (`tagger optimize --help`). Every installed "
         "rule is a candidate; the default rule stays unless another beats it out of fold "
-        f"in 90 % of bootstrap resamples (default: {DEFAULT_OBJECTIVE}; not with --rule)."
+        "in 90 % of bootstrap resamples. The encoder's own validation (early stopping, "
+        "checks of combined members) measures it too "
+        f"(default: {DEFAULT_OBJECTIVE}; not with --rule)."
     )
 
 

@@ -72,7 +72,8 @@ def train_and_save(
     """Train, then save from the primary process only (every process of a distributed run
     trains); True where this process saved. The target is checked and locked first (a
     second writer is refused before any work), then ``on_start`` runs, then training.
-    With ``objective``, training chooses the decision rule for it (:func:`rule_chooser`)."""
+    With ``objective``, training chooses the decision rule for it (:func:`rule_chooser`),
+    and the encoder's own validation measures it (:meth:`Encoder.aim_at`)."""
     check_tagger_target(output, force)
     primary = tagger.encoder.is_primary()
     with exclusive(output) if primary else nullcontext():
@@ -89,6 +90,7 @@ def train_and_save(
             train_files=train_files,
             valid_files=valid_files,
             choose_rule=rule_chooser(objective, seed),
+            objective=objective,
         )
         if not primary:
             return False
@@ -187,5 +189,11 @@ def train_held_out(
     ratio = valid_ratio_for(tagger, valid_ratio, objective)
     if ratio > 0:
         train, valid = hold_out(train, ratio, taxonomy, seed)
-    tagger.train(train, valid or None, seed=seed, choose_rule=rule_chooser(objective, seed))
+    tagger.train(
+        train,
+        valid or None,
+        seed=seed,
+        choose_rule=rule_chooser(objective, seed),
+        objective=objective,
+    )
     return tagger, len(train), len(valid)
