@@ -2,8 +2,8 @@
 
 Its requests are answered by :class:`PredictPath`, a plain ASGI handler in front of
 FastAPI. With micro-batching a name costs about 1 ms of scoring, and FastAPI's routing,
-dependency solving and request wrappers cost another 0.12 ms of event-loop time per
-request (0.22 against 0.10 ms, ``bench/serve_load.py cpu``), all on the same cores. The
+dependency solving and request wrappers cost another 0.16 ms of event-loop time per
+request (0.26 against 0.10 ms, ``bench/serve_load.py cpu``), all on the same cores. The
 FastAPI route stays, calling the same :meth:`Predictions.answer`, for the OpenAPI document.
 The body limit (:class:`~tagger_core.serve.limits.BodyLimit`) wraps both.
 """
