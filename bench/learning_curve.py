@@ -244,7 +244,8 @@ def _folds(path: Path) -> list[dict]:
 
 
 def table(args: argparse.Namespace) -> None:
-    versus = f" | Δ micro F1 vs {args.versus} (paired over folds)" if args.versus else ""
+    shown_metric = args.delta.replace("_", " ").replace("f1", "F1")
+    versus = f" | Δ {shown_metric} vs {args.versus} (paired over folds)" if args.versus else ""
     print("| data | rows | configuration | exact match | micro F1 | macro F1 | empty "
           f"| seconds per fold{versus} |")  # fmt: skip
     print("|---|---:|---|---|---|---|---:|---:|" + ("---|" if versus else ""))
@@ -270,7 +271,7 @@ def table(args: argparse.Namespace) -> None:
                 base = _folds(args.work / f"{name}-{size}-{args.versus}.json")
                 if args.versus and base and config != args.versus:
                     delta = " | " + cell(
-                        [f["micro_f1"] - b["micro_f1"] for f, b in zip(folds, base, strict=True)]
+                        [f[args.delta] - b[args.delta] for f, b in zip(folds, base, strict=True)]
                     )
                 elif args.versus:
                     delta = " | "
@@ -287,7 +288,7 @@ def table(args: argparse.Namespace) -> None:
                     delta = ""
                     if args.versus and base:
                         delta = " | " + cell(
-                            [f["micro_f1"] - b["micro_f1"]
+                            [f[args.delta] - b[args.delta]
                              for f, b in zip(figures, base, strict=True)]
                         )  # fmt: skip
                     elif args.versus:
@@ -309,7 +310,10 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--force", action="store_true")
-    parser.add_argument("--versus", help="table: add Δ micro F1 against this configuration")
+    parser.add_argument("--versus", help="table: add a paired Δ against this configuration")
+    parser.add_argument(
+        "--delta", default="micro_f1", choices=METRICS[:3], help="table: the metric of that Δ"
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     run(args) if args.mode == "run" else table(args)
