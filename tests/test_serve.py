@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 
 from tagger_core import Tagger, read_records
 from tagger_core.cli import cli
-from tagger_core.errors import DataError
+from tagger_core.errors import DataError, TaggerError
 from tagger_core.registry import resolve_taxonomy
 from tagger_core.scores import Scores
 from tagger_core.serve.app import create_app
@@ -168,6 +168,14 @@ def test_malformed_json_unknown_tagger_and_oversized_bodies(tagger_dir: Path) ->
         assert chunked.status_code == 413
         still = client.post("/v1/taggers/toy/predict", json={"text": "故宫博物院"})
         assert still.status_code == 200
+        # a JSON body claiming to be an upload is still held to the JSON limit
+        disguised = client.post(
+            "/v1/taggers/toy/predict",
+            content=json.dumps({"texts": ["故宫博物院"] * 400}).encode(),
+            headers={"content-type": "multipart/form-data; boundary=x"},
+        )
+        assert disguised.status_code == 413
+        assert "2048 bytes" in error_of(disguised)["message"]
 
 
 def test_an_unexpected_failure_is_a_500_without_a_traceback(
@@ -413,6 +421,43 @@ def test_an_uploaded_file_comes_back_tagged_with_its_fields(
     assert rows[1]["city"] == "上海"
 
 
+def test_output_format_is_a_suffix_never_a_path(client: TestClient, tmp_path: Path) -> None:
+    target = tmp_path / "outside.csv"
+    up = "/".join([".."] * 12)
+    for chosen in [f"csv/{up}{target}", "../x.csv", "c sv", "a" * 300 + ".csv"]:
+        refused = client.post(
+            "/v1/taggers/toy/predict-file",
+            files={"file": ("names.csv", "text\n故宫\n".encode(), "text/csv")},
+            data={"output_format": chosen},
+        )
+        assert refused.status_code == 422, chosen
+        assert error_of(refused)["field"] == "output_format"
+    assert not target.exists()
+    dotted = client.post(
+        "/v1/taggers/toy/predict-file",
+        files={"file": ("names.csv", "text\n故宫\n".encode(), "text/csv")},
+        data={"output_format": ".JSONL"},
+    )
+    assert dotted.status_code == 200
+    assert json.loads(dotted.text.splitlines()[0])["text"] == "故宫"
+
+
+def test_a_long_upload_name_is_shortened(client: TestClient) -> None:
+    name = "名" * 90 + ".csv"  # 274 bytes: over what a file name may have
+    response = client.post(
+        "/v1/taggers/toy/predict-file",
+        files={"file": (name, "text\n故宫\n".encode(), "text/csv")},
+    )
+    assert response.status_code == 200, response.text
+    sent = re.search(r"filename\*=utf-8''([^;]+)", response.headers["content-disposition"])
+    assert sent is not None
+    from urllib.parse import unquote
+
+    shortened = unquote(sent.group(1))
+    assert shortened.startswith("名" * 30) and shortened.endswith(".tagged.csv")
+    assert len(shortened.encode()) < 255
+
+
 def test_a_bad_upload_is_one_line_naming_the_users_file(client: TestClient) -> None:
     bad = client.post(
         "/v1/taggers/toy/predict-file",
@@ -515,6 +560,21 @@ def test_a_correction_that_breaks_the_taxonomy_is_refused(
     assert not (tmp_path / "reviewed.jsonl").exists()
 
 
+def test_a_correction_that_is_not_text_is_refused(client: TestClient, tmp_path: Path) -> None:
+    for body in [
+        b'{"text": "a\\ud800b", "labels": ["Villages"]}',
+        b'{"text": "wuzhen", "labels": ["Villages"], "reviewer": "\\udfff"}',
+    ]:
+        refused = client.post(
+            "/v1/taggers/toy/corrections",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+        assert refused.status_code == 422, refused.text
+        assert "surrogate" in error_of(refused)["message"]
+    assert not (tmp_path / "reviewed.jsonl").exists()
+
+
 def test_labels_given_by_alias_are_written_as_ids() -> None:
     from tagger_core import Taxonomy
 
@@ -555,6 +615,14 @@ def test_a_token_guards_every_api_endpoint(tagger_dir: Path, tmp_path: Path) -> 
                 response = client.request(method, path, json=body, headers=headers)
                 assert response.status_code == 401, (path, headers)
                 assert error_of(response)["message"].startswith("a bearer token")
+        # checked before the body is read: a malformed body without the token is a 401
+        broken = client.post(
+            "/v1/taggers/toy/corrections",
+            content=b'{"text": ',
+            headers={"content-type": "application/json"},
+        )
+        assert broken.status_code == 401
+        assert broken.headers["www-authenticate"] == "Bearer"
         good = {"Authorization": "Bearer s3cret"}
         deadline = time.monotonic() + 20
         while client.get("/readyz", headers=good).status_code != 200:
@@ -566,6 +634,17 @@ def test_a_token_guards_every_api_endpoint(tagger_dir: Path, tmp_path: Path) -> 
             headers=good,
         )
         assert written.status_code == 201  # a token allows writes
+        for first, status in (("Bearer wrong", 401), ("Bearer s3cret", 200)):
+            twice = client.post(  # two Authorization headers: the first counts, as in Starlette
+                "/v1/taggers/toy/predict",
+                content=json.dumps({"text": "故宫"}).encode(),
+                headers=[
+                    ("authorization", first),
+                    ("authorization", "Bearer s3cret" if status == 401 else "Bearer wrong"),
+                    ("content-type", "application/json"),
+                ],
+            )
+            assert twice.status_code == status
     assert len((tmp_path / "r.jsonl").read_text(encoding="utf-8").splitlines()) == 1
 
 
@@ -606,6 +685,17 @@ def test_serve_refuses_what_it_cannot_serve(runner, tmp_path: Path, tagger_dir: 
         cli, ["serve", str(tagger_dir), "--host", "0.0.0.0", "--allow-anonymous-review"]
     )
     assert "loopback only" in one_line_error(public)
+
+
+def test_a_token_is_what_a_header_can_carry(runner, tagger_dir: Path) -> None:
+    from tagger_core.serve.auth import checked_token
+
+    assert checked_token("s3cret\n") == "s3cret"  # a secret file's newline
+    for token in ["", "  ", "pässwort", "two words"]:
+        with pytest.raises(TaggerError, match="--token"):
+            checked_token(token)
+    refused = runner.invoke(cli, ["serve", str(tagger_dir)], env={"TAGGER_TOKEN": "pässwort"})
+    assert "printable ASCII" in one_line_error(refused)
 
 
 def test_workers_share_the_cpus_unless_threads_are_given(
@@ -811,6 +901,23 @@ def test_cors_is_off_unless_an_origin_is_named(tagger_dir: Path) -> None:
         )
         assert posted.status_code == 200
         assert posted.headers["access-control-allow-origin"] == "https://cms.example.com"
+    with client_for(
+        tagger_dir, cors_origins=["https://cms.example.com"], token="s3cret", max_body_bytes=2048
+    ) as guarded:
+        answer = guarded.options("/v1/taggers/toy/predict", headers=preflight)
+        assert answer.status_code == 200  # a preflight carries no token
+        origin = {"Origin": "https://cms.example.com"}
+        unauthorised = guarded.post(
+            "/v1/taggers/toy/predict", json={"text": "故宫"}, headers=origin
+        )
+        too_large = guarded.post(
+            "/v1/taggers/toy/predict",
+            json={"texts": ["故宫博物院"] * 400},
+            headers={**origin, "Authorization": "Bearer s3cret"},
+        )
+        for refused, status in ((unauthorised, 401), (too_large, 413)):
+            assert refused.status_code == status  # and the browser may read why
+            assert refused.headers["access-control-allow-origin"] == "https://cms.example.com"
 
 
 @pytest.mark.slow

@@ -207,6 +207,7 @@ def serve_command(
     """
     from tagger_core.errors import TaggerError
     from tagger_core.files import check_parent
+    from tagger_core.serve.auth import checked_token
     from tagger_core.serve.settings import ServeSettings, is_loopback, need_serve_extra
 
     need_serve_extra()
@@ -216,8 +217,8 @@ def serve_command(
             f"--allow-anonymous-review is for loopback only; {host} is reachable from other "
             "machines: give --token instead"
         )
-    if token is not None and not token.strip():
-        raise TaggerError("--token is empty")
+    if token is not None:
+        token = checked_token(token)
     if corrections is not None:
         from tagger_core.serve.corrections import CorrectionLog
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shutil
 import sys
 import threading
@@ -22,7 +23,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -33,6 +34,7 @@ from starlette.exceptions import HTTPException
 from tagger_core.components import FileOptions
 from tagger_core.data.io import writer_for
 from tagger_core.errors import TaggerError
+from tagger_core.serve.auth import TokenGate
 from tagger_core.serve.bodies import (
     ApiError,
     CorrectionRequest,
@@ -51,7 +53,7 @@ from tagger_core.serve.corrections import (
     label_set_problem,
 )
 from tagger_core.serve.limits import TOO_LARGE, BodyLimit, too_large
-from tagger_core.serve.predict import Predictions, PredictPath, check_bearer
+from tagger_core.serve.predict import Predictions, PredictPath
 from tagger_core.serve.settings import ServeSettings
 from tagger_core.serve.taggers import Served
 from tagger_core.serve.uploads import read_upload, saved_upload, tag_file
@@ -60,6 +62,10 @@ from tagger_core.taxonomy import labels_of
 log = logging.getLogger("tagger.serve")
 STATIC = Path(__file__).parent / "static"
 API = "/v1"
+# The routes that take a file upload: the only ones whose bodies may reach the upload limit
+UPLOADS = re.compile(rf"{API}/taggers/[^/]+/(predict-file|review-items)")
+# What output_format may be: a file suffix, never a path
+SUFFIX = re.compile(r"\.?([A-Za-z0-9]{1,16})")
 # uvicorn.config.STARTUP_FAILURE: the exit status of a worker that can never serve
 STARTUP_FAILURE = 3
 
@@ -130,11 +136,6 @@ def create_app(
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse(error_body(500, "internal error; see the server's log"), 500)
 
-    async def require_token(request: Request) -> None:
-        check_bearer(settings.token, request.headers.get("authorization", ""))
-
-    guarded = [Depends(require_token)]
-
     # -- probes ---------------------------------------------------------------------------
 
     @app.get("/healthz", tags=["probes"])
@@ -142,7 +143,7 @@ def create_app(
         """The process answers (it may still be loading taggers)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["probes"], dependencies=guarded)
+    @app.get("/readyz", tags=["probes"])
     async def readyz() -> JSONResponse:
         """200 once every tagger is loaded; 503 while loading or after a failure."""
         loaded = sorted(served.taggers)
@@ -168,7 +169,7 @@ def create_app(
 
     # -- taggers and prediction -----------------------------------------------------------
 
-    @app.get(f"{API}/taggers", tags=["taggers"], dependencies=guarded)
+    @app.get(f"{API}/taggers", tags=["taggers"])
     async def list_taggers() -> dict[str, Any]:
         """Every served tagger: taxonomy (labels, display names, descriptions), encoder,
         rule and validation figures; also whether corrections are taken."""
@@ -187,7 +188,7 @@ def create_app(
             },
         }
 
-    @app.get(f"{API}/taggers/{{name}}", tags=["taggers"], dependencies=guarded)
+    @app.get(f"{API}/taggers/{{name}}", tags=["taggers"])
     async def show_tagger(name: str) -> TaggerInfo:
         return served.get(name).info
 
@@ -196,7 +197,6 @@ def create_app(
     @app.post(
         f"{API}/taggers/{{name}}/predict",
         tags=["taggers"],
-        dependencies=guarded,
         response_model=PredictResponse,
         openapi_extra={
             "requestBody": {
@@ -214,7 +214,7 @@ def create_app(
 
     # -- files ----------------------------------------------------------------------------
 
-    @app.post(f"{API}/taggers/{{name}}/predict-file", tags=["files"], dependencies=guarded)
+    @app.post(f"{API}/taggers/{{name}}/predict-file", tags=["files"])
     async def predict_file(
         name: str,
         file: Annotated[UploadFile, File(description="CSV, TSV, XLSX, JSON, JSON Lines or text")],
@@ -230,7 +230,15 @@ def create_app(
         target = served.get(name)
         folder, path = await saved_upload(file, settings.max_upload_bytes)
         try:
-            suffix = f".{output_format.lower().lstrip('.')}" if output_format else path.suffix
+            suffix = path.suffix
+            if output_format:  # an empty field: the upload's own
+                chosen = SUFFIX.fullmatch(output_format)
+                if chosen is None:
+                    raise ApiError(
+                        422, "output_format: a file suffix of letters and digits, not a path",
+                        "output_format",
+                    )  # fmt: skip
+                suffix = f".{chosen.group(1).lower()}"
             output = folder / f"{path.stem}.tagged{suffix}"
             try:
                 writer_for(output)
@@ -253,7 +261,6 @@ def create_app(
     @app.post(
         f"{API}/taggers/{{name}}/review-items",
         tags=["review"],
-        dependencies=guarded,
         response_model=ReviewItems,
     )
     async def review_items(
@@ -299,7 +306,6 @@ def create_app(
     @app.post(
         f"{API}/taggers/{{name}}/corrections",
         tags=["review"],
-        dependencies=guarded,
         status_code=201,
         response_model=CorrectionResponse,
         responses={200: {"description": "already written (same review_id)"}},
@@ -357,7 +363,17 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    app.add_middleware(PredictPath, predictions=predictions)  # innermost: inside CORS
+    # outermost last: CORS (so that its headers reach the refusals too), the token, the
+    # body limit, then predict's own path in front of FastAPI
+    app.add_middleware(PredictPath, predictions=predictions)
+    app.add_middleware(
+        BodyLimit,
+        json_limit=settings.max_body_bytes,
+        upload_limit=settings.max_upload_bytes,
+        uploads=UPLOADS,
+    )
+    if settings.token is not None:
+        app.add_middleware(TokenGate, token=settings.token, guarded=_guarded)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -367,12 +383,13 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(
-        BodyLimit,
-        json_limit=settings.max_body_bytes,
-        upload_limit=settings.max_upload_bytes,
-    )
     return app
+
+
+def _guarded(path: str) -> bool:
+    """The paths a token guards: the API and the readiness probe (liveness, the page, its
+    assets and the API's description need none)."""
+    return path == "/readyz" or path == API or path.startswith(API + "/")
 
 
 def _version() -> str:

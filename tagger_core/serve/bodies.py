@@ -4,9 +4,9 @@ is built from these models)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tagger_core.schemas import ComponentSpec, Taxonomy
 
@@ -42,6 +42,19 @@ def field_name(location: Any) -> str:
     for part in parts:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "body"
+
+
+def _encodable(value: str) -> str:
+    """JSON's ``\\ud800`` escapes decode to lone surrogates, which no UTF-8 file can hold:
+    refused here rather than failing when the corrections file is written."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds a lone surrogate escape (such as \\ud800), not text") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
 
 
 class PredictRequest(BaseModel):
@@ -84,12 +97,12 @@ class CorrectionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str
-    labels: list[str]
-    predicted: list[str] | None = Field(default=None, description="what the tagger said")
-    id: str | int | None = Field(default=None, description="the row's id in its file")
-    reviewer: str | None = Field(default=None, max_length=200)
-    review_id: str | None = Field(
+    text: Text
+    labels: list[Text]
+    predicted: list[Text] | None = Field(default=None, description="what the tagger said")
+    id: Text | int | None = Field(default=None, description="the row's id in its file")
+    reviewer: Text | None = Field(default=None, max_length=200)
+    review_id: Text | None = Field(
         default=None,
         max_length=100,
         description="a client-made id: a retry with the same one is not written twice",

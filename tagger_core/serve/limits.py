@@ -1,9 +1,11 @@
 """The request-body limit, enforced before FastAPI reads a body: by Content-Length, or as a
-chunked body passes the limit."""
+chunked body passes the limit. The upload limit applies to the upload routes only,
+whatever content type another request claims."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING
 
 from tagger_core.serve.bodies import error_body
@@ -16,17 +18,22 @@ class BodyLimit:
     """Refuses a body over its limit with 413 before reading it (by Content-Length) or as
     soon as it passes the limit (chunked): a client cannot make the server hold more."""
 
-    def __init__(self, app: ASGIApp, json_limit: int, upload_limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, json_limit: int, upload_limit: int, uploads: re.Pattern[str]
+    ) -> None:
         self.app = app
         self.json_limit = json_limit
         self.upload_limit = upload_limit
+        self.uploads = uploads  # the paths that take multipart uploads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        upload = headers.get(b"content-type", b"").startswith(b"multipart/")
+        upload = headers.get(b"content-type", b"").startswith(
+            b"multipart/"
+        ) and self.uploads.fullmatch(scope["path"])
         limit = self.upload_limit if upload else self.json_limit
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:

@@ -5,12 +5,12 @@ FastAPI. With micro-batching a name costs about 1 ms of scoring, and FastAPI's r
 dependency solving and request wrappers cost another 0.16 ms of event-loop time per
 request (0.26 against 0.10 ms, ``bench/serve_load.py cpu``), all on the same cores. The
 FastAPI route stays, calling the same :meth:`Predictions.answer`, for the OpenAPI document.
-The body limit (:class:`~tagger_core.serve.limits.BodyLimit`) wraps both.
+The token gate (:class:`~tagger_core.serve.auth.TokenGate`) and the body limit
+(:class:`~tagger_core.serve.limits.BodyLimit`) wrap both.
 """
 
 from __future__ import annotations
 
-import hmac
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -28,17 +28,6 @@ if TYPE_CHECKING:
     from tagger_core.components import DecisionRule
     from tagger_core.serve.settings import ServeSettings
     from tagger_core.serve.taggers import Served
-
-
-def check_bearer(expected: str | None, authorization: str) -> None:
-    """Raises 401 unless ``authorization`` carries the server's token (if it has one)."""
-    if expected is None:
-        return
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode(), expected.encode()
-    ):
-        raise ApiError(401, "a bearer token is required (Authorization: Bearer TOKEN)")
 
 
 class Predictions:
@@ -136,11 +125,6 @@ class PredictPath:
             await self.app(scope, receive, send)
             return
         try:
-            authorization = ""
-            for key, value in scope["headers"]:
-                if key == b"authorization":
-                    authorization = value.decode("latin-1")
-            check_bearer(self.predictions.settings.token, authorization)
             chunks = []
             while True:
                 message = await receive()

@@ -19,12 +19,15 @@ from tagger_core.serve.bodies import ApiError
 from tagger_core.tagger import Tagger
 
 _UNSAFE = re.compile(r"[^\w.\-]+")
+# Bytes of a tidied upload name: with ".tagged" and a suffix it stays far below the 255
+# bytes a file name may have
+NAME_BYTES = 120
 
 
 async def saved_upload(file: UploadFile, limit: int) -> tuple[Path, Path]:
     """The upload copied to a private folder under a tidied version of its own name (so
     that errors name the user's file, never a server path); the folder is the caller's."""
-    name = _UNSAFE.sub("_", Path(file.filename or "upload").name).lstrip(".") or "upload"
+    name = _short(_UNSAFE.sub("_", Path(file.filename or "upload").name).lstrip(".") or "upload")
     try:  # read by the same data sources as the CLI's files, chosen by the suffix
         data_source_for(Path(name))
     except TaggerError as error:
@@ -44,6 +47,15 @@ async def saved_upload(file: UploadFile, limit: int) -> tuple[Path, Path]:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return folder, path
+
+
+def _short(name: str) -> str:
+    """``name`` with its stem cut to fit :data:`NAME_BYTES` (its suffix picks the reader)."""
+    path = Path(name)
+    room = NAME_BYTES - len(path.suffix.encode())
+    if len(name.encode()) <= NAME_BYTES or room <= 0:
+        return name  # a suffix that long names no reader: refused by the caller
+    return (path.stem.encode()[:room].decode("utf-8", "ignore") or "upload") + path.suffix
 
 
 def in_upload(error: TaggerError, path: Path) -> ApiError:
