@@ -388,7 +388,7 @@ async def faults(port: int, tagger: str, texts: list[str], seconds: float) -> di
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         payload = json.dumps({"texts": texts[:3]}, ensure_ascii=False).encode()
         writer.write(
-            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(payload)}\r\n\r\n".encode()
         )
         for byte in payload:
@@ -404,7 +404,7 @@ async def faults(port: int, tagger: str, texts: list[str], seconds: float) -> di
         for _ in range(20):
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(
-                f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 'Content-Length: 100\r\n\r\n{"texts": ["'.encode()
             )
             await writer.drain()
@@ -424,7 +424,7 @@ async def faults(port: int, tagger: str, texts: list[str], seconds: float) -> di
             if i % 2:
                 _, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.write(
-                    f"POST {corrections_path} HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                    f"POST {corrections_path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                     f"application/json\r\nContent-Length: {len(entry)}\r\n\r\n".encode()
                     + entry
                 )

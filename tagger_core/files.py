@@ -78,6 +78,23 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    sync_folder(target.parent)
+
+
+def sync_folder(folder: Path) -> None:
+    """Flush ``folder``'s entries (a new or renamed file's name) to disk: without it a
+    crash can lose the name of a file whose contents were flushed. No-op where folders
+    cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder; the rename stands
+    finally:
+        os.close(fd)
 
 
 def usual_mode(full: int) -> int:

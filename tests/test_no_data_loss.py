@@ -69,6 +69,25 @@ def test_an_interrupted_write_leaves_no_file_at_all(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_new_name_is_flushed_with_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash after the rename must not lose the file's name: its folder is flushed."""
+    import tagger_core.files as files
+    import tagger_core.serve.corrections as corrections
+
+    flushed: list[Path] = []
+    monkeypatch.setattr(files, "sync_folder", flushed.append)
+    with atomic_path(tmp_path / "out" / "a.json") as path:
+        path.write_text("{}", encoding="utf-8")
+    assert flushed == [tmp_path / "out"]
+    monkeypatch.setattr(corrections, "sync_folder", flushed.append)
+    log = corrections.CorrectionLog(tmp_path / "reviewed.jsonl")
+    log.append({"text": "乌镇", "label": ["Villages"]})
+    log.append({"text": "西塘", "label": ["Villages"]})
+    assert flushed == [tmp_path / "out", tmp_path]  # once: when the file was created
+
+
 def test_targets_are_checked_before_any_work(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(Exception, match="is a file, not a folder"):

@@ -374,6 +374,33 @@ def test_closing_scores_what_is_queued() -> None:
     assert all(f.result(0).logits.shape == (1, 2) for f in futures)
 
 
+def test_after_closing_a_submission_fails_at_once() -> None:
+    batcher = MicroBatcher(fake_scores, wait=0.01, max_batch=10)
+    batcher.close()
+    batcher.close()  # twice: no second stop, no hang
+    late = batcher.submit(["abc"])
+    assert "shutting down" in str(late.exception(timeout=1))
+
+
+def test_a_failure_after_scoring_reaches_the_batch_and_the_thread_lives_on() -> None:
+    class Cut(Fake):
+        def rows(self, start: int, end: int) -> Fake:
+            if "cut" in texts_seen[-1]:
+                raise IndexError("cannot cut")
+            return super().rows(start, end)
+
+    texts_seen: list[list[str]] = []
+
+    def score(texts: list[str]) -> Fake:
+        texts_seen.append(texts)
+        return Cut(fake_scores(texts).logits)
+
+    batcher = MicroBatcher(score, wait=0.0, max_batch=10)
+    assert isinstance(batcher.submit(["cut"]).exception(timeout=5), IndexError)
+    assert batcher.submit(["fine"]).result(timeout=5).logits.shape == (1, 2)
+    batcher.close()
+
+
 def test_batching_off_gives_the_same_answers(client: TestClient, tagger_dir: Path) -> None:
     batched = client.post("/v1/taggers/toy/predict", json={"texts": NAMES}).json()
     with client_for(tagger_dir, batching=False) as plain:
@@ -687,6 +714,35 @@ def test_serve_refuses_what_it_cannot_serve(runner, tmp_path: Path, tagger_dir: 
     assert "loopback only" in one_line_error(public)
 
 
+def test_a_loopback_server_answers_only_its_own_host_names(tagger_dir: Path) -> None:
+    """A site whose name was re-pointed at 127.0.0.1 (DNS rebinding) sends its own name."""
+    from tagger_core.serve.auth import allowed_hosts, host_name
+
+    hosts = allowed_hosts("127.0.0.1", True, ["tagger.internal"])
+    assert {"localhost", "127.0.0.1", "::1", "tagger.internal"} == set(hosts)
+    assert allowed_hosts("0.0.0.0", False, []) == []  # elsewhere: any, unless named
+    assert [host_name(h) for h in ("[::1]:8000", "LocalHost:80", "::1", "a.b")] == [
+        "::1",
+        "localhost",
+        "::1",
+        "a.b",
+    ]
+    app = create_app(ServeSettings(taggers={"toy": tagger_dir}, hosts=hosts))
+    for base, status in [
+        ("http://127.0.0.1:8000", 200),
+        ("http://localhost", 200),
+        ("http://[::1]:8000", 200),
+        ("http://tagger.internal", 200),
+        ("http://rebound.example.com:8000", 400),
+    ]:
+        with TestClient(app, base_url=base, raise_server_exceptions=False) as client:
+            for path in ("/healthz", "/"):
+                answer = client.get(path)
+                assert answer.status_code == status, (base, path)
+            if status == 400:
+                assert "rebound.example.com" in error_of(answer)["message"]
+
+
 def test_a_token_is_what_a_header_can_carry(runner, tagger_dir: Path) -> None:
     from tagger_core.serve.auth import checked_token
 
@@ -801,7 +857,7 @@ def test_a_stop_signal_lets_requests_in_flight_finish(tagger_dir: Path) -> None:
         body = json.dumps({"texts": NAMES}, ensure_ascii=False).encode()
         with socket.create_connection((host, int(port))) as client:
             client.sendall(
-                b"POST /v1/taggers/toy/predict HTTP/1.1\r\nHost: x\r\n"
+                b"POST /v1/taggers/toy/predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 b"Content-Type: application/json\r\n"
                 + f"Content-Length: {len(body)}\r\n\r\n".encode()
                 + body[:10]

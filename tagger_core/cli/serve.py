@@ -87,6 +87,13 @@ def bound_socket(host: str, port: int) -> socket.socket:
     "--cors-origin", "cors_origins", multiple=True, help="Allow browser calls from this origin."
 )
 @click.option(
+    "--allowed-host",
+    "allowed_host_names",
+    multiple=True,
+    help="A Host name to answer besides the loopback ones (e.g. behind a proxy); on another "
+    "address, the only names answered once one is given.",
+)
+@click.option(
     "--max-texts",
     default=1000,
     show_default=True,
@@ -181,6 +188,7 @@ def serve_command(
     corrections: Path | None,
     allow_anonymous_review: bool,
     cors_origins: tuple[str, ...],
+    allowed_host_names: tuple[str, ...],
     max_texts: int,
     max_chars: int,
     max_body_bytes: int,
@@ -207,7 +215,7 @@ def serve_command(
     """
     from tagger_core.errors import TaggerError
     from tagger_core.files import check_parent
-    from tagger_core.serve.auth import checked_token
+    from tagger_core.serve.auth import allowed_hosts, checked_token
     from tagger_core.serve.settings import ServeSettings, is_loopback, need_serve_extra
 
     need_serve_extra()
@@ -237,6 +245,7 @@ def serve_command(
         corrections=corrections,
         anonymous_review=allow_anonymous_review,
         cors_origins=list(cors_origins),
+        hosts=allowed_hosts(host, loopback, list(allowed_host_names)),
         max_texts=max_texts,
         max_chars=max_chars,
         max_body_bytes=max_body_bytes,

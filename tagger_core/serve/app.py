@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException
 from tagger_core.components import FileOptions
 from tagger_core.data.io import writer_for
 from tagger_core.errors import TaggerError
-from tagger_core.serve.auth import TokenGate
+from tagger_core.serve.auth import HostGuard, TokenGate
 from tagger_core.serve.bodies import (
     ApiError,
     CorrectionRequest,
@@ -146,7 +146,8 @@ def create_app(
     @app.get("/readyz", tags=["probes"])
     async def readyz() -> JSONResponse:
         """200 once every tagger is loaded; 503 while loading or after a failure."""
-        loaded = sorted(served.taggers)
+        snapshot = served.taggers  # the loader replaces it as taggers come in
+        loaded = sorted(snapshot)
         pending = sorted(set(settings.taggers) - set(loaded))
         if served.failure:
             body = {"status": "failed", "error": served.failure, "loaded": loaded}
@@ -159,7 +160,7 @@ def create_app(
                 "texts": t.batcher.texts,
                 "wait_ms": round(t.wait * 1000, 3),
             }
-            for name, t in served.taggers.items()
+            for name, t in snapshot.items()
             if t.batcher is not None
         }
         # the process says who answered: with --workers, each keeps its own counts
@@ -173,9 +174,10 @@ def create_app(
     async def list_taggers() -> dict[str, Any]:
         """Every served tagger: taxonomy (labels, display names, descriptions), encoder,
         rule and validation figures; also whether corrections are taken."""
+        loaded = served.taggers  # one snapshot: the loader replaces it as taggers come in
         return {
-            "taggers": [served.get(name).info.model_dump(mode="json") for name in served.taggers],
-            "loading": sorted(set(settings.taggers) - set(served.taggers)),
+            "taggers": [t.info.model_dump(mode="json") for t in loaded.values()],
+            "loading": sorted(set(settings.taggers) - set(loaded)),
             "corrections": corrections is not None,
             "review_needs_token": settings.token is not None,
             "anonymous_review": settings.anonymous_review,
@@ -363,8 +365,8 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    # outermost last: CORS (so that its headers reach the refusals too), the token, the
-    # body limit, then predict's own path in front of FastAPI
+    # outermost last: the Host guard, CORS (so that its headers reach the refusals too),
+    # the token, the body limit, then predict's own path in front of FastAPI
     app.add_middleware(PredictPath, predictions=predictions)
     app.add_middleware(
         BodyLimit,
@@ -383,6 +385,8 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    if settings.hosts:
+        app.add_middleware(HostGuard, hosts=settings.hosts)
     return app
 
 

@@ -1,6 +1,10 @@
-"""The bearer token, checked in front of everything else on the API and the readiness
-probe: before a body is read, so that a client without the token learns nothing from a
-body's errors (FastAPI parses a body before a route's dependencies run)."""
+"""Who may talk to the server, checked in front of everything else.
+
+The Host guard keeps a loopback server from answering pages of other sites whose names
+were re-pointed at 127.0.0.1 (DNS rebinding): their requests name their own host. The
+bearer token guards the API and the readiness probe, before a body is read, so that a
+client without it learns nothing from a body's errors (FastAPI parses a body before a
+route's dependencies run)."""
 
 from __future__ import annotations
 
@@ -33,6 +37,27 @@ def checked_token(token: str) -> str:
             "--token must be printable ASCII without spaces (what an HTTP header carries)"
         )
     return token
+
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def allowed_hosts(host: str, loopback: bool, named: list[str]) -> list[str]:
+    """The Host names a server listening on ``host`` answers to: on loopback, its loopback
+    names plus ``named`` (``--allowed-host``, e.g. behind a proxy); elsewhere ``named``
+    only, and any name when none is (an empty list)."""
+    if not loopback:
+        return [name.lower() for name in named]
+    names = [*LOOPBACK_NAMES, host, *named]
+    return list(dict.fromkeys(name.lower().strip("[]") for name in names))
+
+
+def host_name(header: str) -> str:
+    """'[::1]:8000' → '::1', 'Localhost:8000' → 'localhost'."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1 : header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
 def check_bearer(expected: str | None, authorization: str) -> None:
@@ -68,18 +93,43 @@ class TokenGate:
             try:
                 check_bearer(self.token, first_header(scope, b"authorization"))
             except ApiError as error:
-                body = orjson.dumps(error_body(error.status, error.message))
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": error.status,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                            (b"www-authenticate", b"Bearer"),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
+                await _answer(send, error.status, error.message, (b"www-authenticate", b"Bearer"))
                 return
         await self.app(scope, receive, send)
+
+
+class HostGuard:
+    """Answers 400 to a request whose Host header names none of ``hosts``. A request
+    without one (HTTP/1.0; no browser sends such) passes."""
+
+    def __init__(self, app: ASGIApp, hosts: list[str]) -> None:
+        self.app = app
+        self.hosts = frozenset(hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            header = first_header(scope, b"host")
+            if header and host_name(header) not in self.hosts:
+                message = (
+                    f"Host {header!r} is not a name of this server (it answers to "
+                    f"{', '.join(sorted(self.hosts))}; --allowed-host adds one)"
+                )
+                await _answer(send, 400, message)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _answer(send: Send, status: int, message: str, *extra: tuple[bytes, bytes]) -> None:
+    body = orjson.dumps(error_body(status, message))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *extra,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -52,6 +52,8 @@ class MicroBatcher(Generic[R]):
         self.wait = wait
         self.max_batch = max_batch
         self.jobs: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.closed = False
+        self._closing = threading.Lock()  # no job is queued behind the stop
         self.carried: _Job[R] | None = None
         self.batches = 0  # how many scoring calls were made, and for how many texts
         self.texts = 0
@@ -60,15 +62,23 @@ class MicroBatcher(Generic[R]):
 
     def submit(self, texts: list[str]) -> Future[R]:
         job: _Job[R] = _Job(list(texts))
-        self.jobs.put(job)
+        with self._closing:
+            if self.closed:
+                job.future.set_exception(RuntimeError("the server is shutting down"))
+            else:
+                self.jobs.put(job)
         return job.future
 
     async def scores(self, texts: list[str]) -> R:
         return await asyncio.wrap_future(self.submit(texts))
 
     def close(self) -> None:
-        """Score what is queued, then stop the thread."""
-        self.jobs.put(_STOP)
+        """Score what is queued, then stop the thread; later submissions fail at once."""
+        with self._closing:
+            if self.closed:
+                return
+            self.closed = True
+            self.jobs.put(_STOP)
         self.thread.join()
 
     def _next(self, timeout: float | None) -> object:
@@ -127,14 +137,14 @@ class MicroBatcher(Generic[R]):
         texts = [text for job in jobs for text in job.texts]
         try:
             scores = self.score(texts)
-        except BaseException as error:  # every waiting request gets the error, not a hang
+            self.batches += 1
+            self.texts += len(texts)
+            start = 0
             for job in jobs:
-                job.future.set_exception(error)
-            return
-        self.batches += 1
-        self.texts += len(texts)
-        start = 0
-        for job in jobs:
-            end = start + len(job.texts)
-            job.future.set_result(scores.rows(start, end))  # type: ignore[arg-type]
-            start = end
+                end = start + len(job.texts)
+                job.future.set_result(scores.rows(start, end))  # type: ignore[arg-type]
+                start = end
+        except BaseException as error:  # every waiting request gets the error, not a hang,
+            for job in jobs:  # and the thread lives on for the next batch
+                if not job.future.done():
+                    job.future.set_exception(error)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tagger_core.errors import DataError
+from tagger_core.files import sync_folder
 from tagger_core.schemas import Taxonomy
 
 REVIEW_SOURCE = "review"
@@ -106,6 +107,7 @@ class CorrectionLog:
         """Write ``entry`` (given a time) unless its review id is already in the file.
         Returns (written, the line's row number or the row already written)."""
         review_id = entry.get("review_id")
+        created = not self.path.exists()
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -119,6 +121,8 @@ class CorrectionLog:
             while view:
                 view = view[os.write(fd, view) :]
             os.fsync(fd)
+            if created:  # the file's name, too, must survive a crash
+                sync_folder(self.path.parent)
             self.offset += len(data)
             self.rows += 1
             if review_id is not None:

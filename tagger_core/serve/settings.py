@@ -32,6 +32,7 @@ class ServeSettings(BaseModel):
     corrections: Path | None = None
     anonymous_review: bool = False
     cors_origins: list[str] = Field(default_factory=list)
+    hosts: list[str] = Field(default_factory=list)  # Host names answered; empty: any
     max_texts: int = Field(default=MAX_TEXTS, ge=1)
     max_chars: int = Field(default=MAX_CHARS, ge=1)
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=1024)

@@ -119,7 +119,11 @@ class Served:
                 )
                 tagger.set_threads(self.settings.threads)
                 call = min(timed(tagger.scores, ["warm-up"]) for _ in range(3))
-                self.taggers[name] = ServedTagger(name, tagger, self.settings, call)
+                # a new dict, not an insertion: requests iterate the one they read
+                self.taggers = {
+                    **self.taggers,
+                    name: ServedTagger(name, tagger, self.settings, call),
+                }
                 log.info("tagger '%s' loaded from %s", name, path)
         except TaggerError as error:
             self.failure = str(error)
