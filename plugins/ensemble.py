@@ -365,7 +365,7 @@ class EnsembleEncoder(Encoder[EnsembleParams]):
     def members(self) -> dict[str, Encoder[Any]]:
         return dict(zip(self.names, self.encoders, strict=True))
 
-    def aim_at(self, objective: str) -> None:
+    def aim_at(self, objective: str | None) -> None:
         """The check, and each member's own validation (bert's early stopping), measure
         ``objective`` where their parameters name no other figure."""
         super().aim_at(objective)

@@ -244,11 +244,12 @@ class Encoder(Component[P]):
     # The figure training is judged on, where it told the encoder (aim_at).
     objective: str | None = None
 
-    def aim_at(self, objective: str) -> None:
+    def aim_at(self, objective: str | None) -> None:
         """Called before :meth:`fit` with the figure training is judged on (`tagger train
-        --objective`, one of ``OBJECTIVES``). An encoder that measures itself on the
-        validation rows while fitting (early stopping, member weights) should measure this
-        figure where its user named no other. The default keeps it in ``objective``."""
+        --objective`, one of ``OBJECTIVES``; None: none was named). An encoder that
+        measures itself on the validation rows while fitting (early stopping, member
+        weights) should measure this figure where its user named no other. The default
+        keeps it in ``objective``."""
         self.objective = objective
 
     @abstractmethod

@@ -224,6 +224,8 @@ class Tagger:
         ``choose_rule`` replace it) and measure on the validation rows. ``objective``, the
         figure the run is judged on, is passed to the encoder (:meth:`Encoder.aim_at`) so
         that its own validation (early stopping, member weights) can measure it."""
+        if not 0 <= seed < 2**32:  # what numpy's and scikit-learn's generators take
+            raise TaggerError(f"seed {seed}: give a whole number from 0 to 2**32 - 1")
         if not train and self.encoder.needs_examples:
             raise DataError(f"no training records (encoder '{self.encoder.name}' needs some)")
         targets = label_matrix(train, self.taxonomy)
@@ -236,8 +238,7 @@ class Tagger:
         if train:
             self._warn_unseen_labels(targets)
         texts = self.normalize([r.text for r in train])
-        if objective is not None:
-            self.encoder.aim_at(objective)
+        self.encoder.aim_at(objective)  # None too: an earlier training's aim is not kept
         self.encoder.fit(texts, targets, self.taxonomy, valid=valid_pair, seed=seed)
         self.exports = {}  # exported copies were of the encoder before this training
         self.training = TrainingInfo(

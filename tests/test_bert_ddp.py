@@ -63,3 +63,36 @@ def test_torchrun_two_cpu_processes(tmp_path: Path) -> None:
     rows = json.loads((dumps / "epoch01_train.json").read_text(encoding="utf-8"))
     assert len(rows) == len(train_records)
     assert all(np.any(np.asarray(row["logits"]) != 0) for row in rows)
+
+
+def test_a_process_with_no_validation_rows_still_joins_the_gathering(tmp_path: Path) -> None:
+    """One validation text and two processes: the second has none to score, yet must hand
+    its empty share to the all-gather the first waits in (it raised, and the first hung)."""
+    import torch
+    from tagger_plugins.bert.finetune import sharded_logits
+    from tagger_plugins.bert.runtime import tokenize
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    folder = bf.build_tiny_bert(tmp_path / "tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    config = BertConfig.from_pretrained(folder, num_labels=3)
+    model = BertForSequenceClassification(config).eval()
+    encoded = tokenize(tokenizer, ["东湖宾馆"], 16)
+    alone = sharded_logits(model, encoded, 8, 0, torch.device("cpu"), None, _Group(0, 1))
+
+    class Second(_Group):
+        def all_gather(self, value: object) -> list[object]:
+            rows, part = value  # type: ignore[misc]
+            assert len(rows) == 0 and part.shape == (0, 3)
+            return [(np.array([0]), alone), value]
+
+    gathered = sharded_logits(model, encoded, 8, 0, torch.device("cpu"), None, Second(1, 2))
+    np.testing.assert_array_equal(gathered, alone)
+
+
+class _Group:
+    def __init__(self, rank: int, world: int) -> None:
+        self.rank, self.world = rank, world
+
+    def all_gather(self, value: object) -> list[object]:
+        return [value]

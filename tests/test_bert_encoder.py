@@ -252,6 +252,31 @@ def test_early_stopping_watches_the_training_objective_unless_a_metric_is_named(
     assert figures[summary["best_epoch"] - 1] == min(figures)
 
 
+def test_a_later_training_without_an_objective_stops_on_micro_f1(tiny_bert: Path) -> None:
+    tagger = Tagger.create(
+        bf.taxonomy("multi-label"),
+        encoder="bert",
+        encoder_params={"model": str(tiny_bert), **FAST, "epochs": 1},
+    )
+    train, valid = bf.records(64, "multi-label", seed=0), bf.records(32, "multi-label", seed=1)
+    tagger.train(train, valid, objective="macro_f1")
+    assert tagger.encoder.summary["metric"] == "macro_f1"
+    tagger.train(train, valid)  # the same tagger again, no objective named
+    assert tagger.encoder.objective is None
+    assert tagger.encoder.summary["metric"] == "micro_f1"
+
+
+def test_a_seed_outside_what_the_generators_take_is_one_line(tiny_bert: Path, runner) -> None:
+    from tagger_core.cli import cli
+    from tagger_core.errors import TaggerError
+
+    tagger = Tagger.create(bf.taxonomy(), encoder="bert", encoder_params={"model": str(tiny_bert)})
+    with pytest.raises(TaggerError, match="seed -1: give a whole number from 0"):
+        tagger.train(bf.records(8), seed=-1)
+    refused = runner.invoke(cli, ["train", "--taxonomy", "x", "--train", "y", "--seed", "-1"])
+    assert refused.exit_code == 2 and "0<=x<=4294967295" in refused.output
+
+
 def test_the_automatic_schedule_is_set_in_updates() -> None:
     from tagger_plugins.bert import BertEncoder
     from tagger_plugins.bert.finetune import plan_schedule
@@ -626,6 +651,38 @@ def test_bf16_autocast_runs_and_keeps_fp32_weights(tiny_bert: Path, tmp_path: Pa
     np.testing.assert_allclose(reloaded.encoder.logits(TEXTS), logits, atol=1e-5)
 
 
+def test_a_checkpoint_stored_in_bf16_trains_and_saves_in_fp32(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    """transformers 5 loads weights in their stored dtype: a bf16 checkpoint would train
+    in bf16 (updates lost to rounding) and be saved so, whatever `precision` says."""
+    import shutil
+
+    from safetensors import safe_open
+    from transformers import BertModel
+
+    stored = tmp_path / "bf16-checkpoint"
+    shutil.copytree(tiny_bert, stored)
+    BertModel.from_pretrained(tiny_bert).to(torch.bfloat16).save_pretrained(stored)
+    with safe_open(str(stored / "model.safetensors"), framework="pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"BF16"}  # noqa: SIM118
+    tagger = train_tagger(stored, epochs=1, n=64, precision="fp32")
+    assert {p.dtype for p in tagger.encoder.model.parameters()} == {torch.float32}
+    tagger.save(tmp_path / "saved")
+    with safe_open(str(tmp_path / "saved/encoder/model.safetensors"), framework="pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F32"}  # noqa: SIM118
+    for encoder in ("bert-frozen", "embedding"):
+        other = make_encoder(encoder, {"model": str(stored), "threads": 1})
+        if encoder == "bert-frozen":
+            other.fit(
+                ["东湖宾馆", "汉口老面馆"], np.array([[1, 0], [0, 1]]), bf.taxonomy("multi-label")
+            )
+        else:
+            other.fit([], np.zeros((0, 2)), bf.taxonomy("multi-label"))
+        backbone = getattr(other, "backbone", None) or other.extractor.backbone
+        assert {p.dtype for p in backbone.parameters()} == {torch.float32}, encoder
+
+
 def autocast_logits(encoder: Any, texts: list[str]) -> np.ndarray:
     """Scores the way they were computed before the scoring copy: the fp32 model under
     bf16 autocast, which casts every weight on the call."""
@@ -705,6 +762,10 @@ def test_auto_precision_follows_the_cpus_bf16_support(
     # The operator's override wins over the detection, both ways.
     monkeypatch.setenv("TAGGER_CPU_BF16", "1" if not native else "0")
     assert cpu_has_native_bf16() is not native
+    # Anything else is a mistake said in one line, not silently ignored.
+    monkeypatch.setenv("TAGGER_CPU_BF16", "true")
+    with pytest.raises(PluginError, match=r"TAGGER_CPU_BF16 is 0 .* not 'true'"):
+        cpu_has_native_bf16()
     # A torch without these checks (older or newer) is taken as having no native bf16.
     monkeypatch.delenv("TAGGER_CPU_BF16")
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")

@@ -432,15 +432,15 @@ class FrozenBertEncoder(Encoder[FrozenParams]):
         from .frozen import extractor_for, fit_head
         from .runtime import (
             effective_max_length,
-            load_pretrained,
             load_tokenizer,
+            load_weights,
             resolve_model,
             using_threads,
         )
 
         source = resolve_model(self.p.model)
         tokenizer = load_tokenizer(source, match_vocabulary_case=True)
-        backbone = load_pretrained(AutoModel, source, "weights")
+        backbone = load_weights(AutoModel, source)
         max_length = effective_max_length(self.p, backbone.config, tokenizer)
         self.extractor = extractor_for(self.p, backbone, tokenizer, max_length, strict=True)
         self.source = None  # retrained: an export of the old weights no longer applies

@@ -108,11 +108,11 @@ class EmbeddingEncoder(Encoder[EmbeddingParams]):
 
         from . import zero_shot
         from .frozen import extractor_for
-        from .runtime import effective_max_length, load_pretrained, load_tokenizer, resolve_model
+        from .runtime import effective_max_length, load_tokenizer, load_weights, resolve_model
 
         source = resolve_model(self.p.model)
         tokenizer = load_tokenizer(source, match_vocabulary_case=True)
-        backbone = load_pretrained(AutoModel, source, "weights")
+        backbone = load_weights(AutoModel, source)
         max_length = effective_max_length(self.p, backbone.config, tokenizer)
         self.extractor = extractor_for(self.p, backbone, tokenizer, max_length, strict=True)
         self.multi_label = taxonomy.mode == "multi-label"

@@ -31,8 +31,8 @@ from .runtime import (
     distributed_env,
     effective_max_length,
     length_grouped_batches,
-    load_pretrained,
     load_tokenizer,
+    load_weights,
     materialize,
     pad_batch,
     padding_share,
@@ -285,7 +285,11 @@ def sharded_logits(
     def forward(input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return model(input_ids=input_ids, attention_mask=mask).logits
 
-    part = run_sorted(encoded, batch_size, pad_id, device, dtype, forward, rows=rows)
+    if len(rows):
+        part = run_sorted(encoded, batch_size, pad_id, device, dtype, forward, rows=rows)
+    else:  # fewer texts than processes: this one has none, yet joins the gathering
+        labels = getattr(model, "module", model).config.num_labels
+        part = np.zeros((0, labels), dtype=np.float32)
     if group.world <= 1:
         return part
     pieces = group.all_gather((rows, part))
@@ -310,7 +314,7 @@ def load_classifier(params: Any, taxonomy: Taxonomy, seed: int) -> Classifier:
     tokenizer = load_tokenizer(source, match_vocabulary_case=True)
     ids = taxonomy.label_ids
     torch.manual_seed(seed)  # the new classification head's initial weights
-    model, info = load_pretrained(
+    model, info = load_weights(
         AutoModelForSequenceClassification,
         source,
         "weights",
@@ -466,7 +470,7 @@ class _Trainer:
         p, group = self.p, self.group
         self.model.train()
         batches = length_grouped_batches(
-            self.train.lengths, p.batch_size, np.random.default_rng([self.seed, epoch])
+            self.train.lengths, p.batch_size, np.random.default_rng([self.seed % 2**32, epoch])
         )
         mine = shard_batches(batches, group.rank, group.world)
         dumped = None

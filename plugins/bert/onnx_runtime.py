@@ -11,6 +11,7 @@ where it is for the torch path, in the core's ``Scores``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import shutil
@@ -78,7 +79,9 @@ def export_model(
     need_onnx_extra("onnx", "onnxscript", "onnxruntime")
     target = folder / ONNX_DIR
     target.mkdir(parents=True, exist_ok=True)
-    model = model.to("cpu").eval()
+    if any(p.device.type != "cpu" for p in model.parameters()):
+        model = copy.deepcopy(model).to("cpu")  # the caller's model stays on its device
+    model = model.eval()
     example = torch.tensor([[101, 102, 103, pad_id], [101, 104, pad_id, pad_id]])
     mask = (example != pad_id).long()
     batch, length = torch.export.Dim("batch"), torch.export.Dim("sequence")

@@ -127,7 +127,7 @@ def _first_line(exc: BaseException) -> str:
 def load_saved(loader: Any, directory: Path, what: str) -> Any:
     """A model saved inside a tagger: from safetensors only (never a pickle), every weight
     checked finite, failures as one line naming the folder."""
-    model = load_pretrained(
+    model = load_weights(
         loader, ModelSource(str(directory), True), what, ModelError, use_safetensors=True
     )
     for name, tensor in model.state_dict().items():
@@ -136,6 +136,15 @@ def load_saved(loader: Any, directory: Path, what: str) -> Any:
                 f"weight '{name}' holds non-finite values (NaN or infinity)", file=directory
             )
     return model
+
+
+def load_weights(
+    loader: Any, source: ModelSource, what: str = "weights", error: type = PluginError, **kw: Any
+) -> Any:
+    """A model's weights in fp32 whatever they were stored in: transformers 5 loads a
+    checkpoint in its stored dtype, and a bf16 one would train in bf16 (AdamW's updates
+    lost to rounding) and be saved so. Precision is chosen at compute time (autocast)."""
+    return load_pretrained(loader, source, what, error, dtype=torch.float32, **kw)
 
 
 def load_pretrained(
@@ -296,6 +305,8 @@ def cpu_has_native_bf16() -> bool:
     forced = os.environ.get("TAGGER_CPU_BF16", "").strip()
     if forced in ("0", "1"):
         return forced == "1"
+    if forced:
+        raise PluginError(f"TAGGER_CPU_BF16 is 0 (fp32) or 1 (bf16), not '{forced}'")
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
@@ -309,8 +320,10 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return None
     if precision == "bf16":
         return torch.bfloat16
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
+    if device.type == "cuda":
+        with torch.cuda.device(device):  # the chosen GPU; emulated bf16 (pre-Ampere) is slow
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if native else None
     if device.type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return None

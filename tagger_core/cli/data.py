@@ -23,6 +23,7 @@ from tagger_core.cli.options import (
     format_table,
     percent,
     read_data,
+    seed_option,
     taxonomy_option,
 )
 
@@ -244,7 +245,7 @@ def print_split(split: Split, files: Sequence[Path]) -> None:
     show_default=True,
     help="Relative part sizes (train:valid:test; with --by-source: train, then one per source).",
 )
-@click.option("--seed", default=0, show_default=True, help="Random seed.")
+@seed_option("Random seed.")
 @click.option(
     "-o",
     "--output",

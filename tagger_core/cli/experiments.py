@@ -17,6 +17,7 @@ from tagger_core.cli.options import (
     format_table,
     percent,
     read_data,
+    seed_option,
     stack,
     tagger_factory,
     tagger_options,
@@ -139,7 +140,7 @@ def print_comparison(comparison: Any) -> None:
     "--ratios",
     help="train, then one validation part per source (default 4:1:…:1).",
 )
-@click.option("--seed", default=0, show_default=True, help="Random seed (split and training).")
+@seed_option("Random seed (split and training).")
 @click.option("--combined", is_flag=True, help="Also train on all sources together.")
 @experiment_options("the comparison")
 def compare_command(
@@ -264,7 +265,7 @@ def print_cross_validation(result: Any) -> None:
 @data_sources_option
 @taxonomy_option()
 @click.option("-k", "--folds", "k", default=5, show_default=True, help="Number of folds.")
-@click.option("--seed", default=0, show_default=True, help="Random seed (folds and training).")
+@seed_option("Random seed (folds and training).")
 @experiment_options("per-fold metrics and the summary")
 def cv_command(
     data: tuple[str, ...],

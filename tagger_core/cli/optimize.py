@@ -14,6 +14,7 @@ from tagger_core.cli.options import (
     no_verify_option,
     parse_params,
     read_all,
+    seed_option,
 )
 
 OBJECTIVE_HELP = (
@@ -186,7 +187,7 @@ def _print_per_label(details: list[dict[str, Any]]) -> None:
 @click.option(
     "--top", default=15, show_default=True, type=click.IntRange(min=1), help="Candidates shown."
 )
-@click.option("--seed", default=0, show_default=True, help="Seed for the folds.")
+@seed_option("Seed for the folds.")
 @click.option("--dry-run", is_flag=True, help="Show the candidates; save nothing.")
 @click.option("--force", is_flag=True, help="Replace an existing --output directory.")
 @no_verify_option

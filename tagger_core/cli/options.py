@@ -356,3 +356,12 @@ def _numeric(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# numpy's and scikit-learn's generators take 0 … 2**32 - 1: a negative seed would fail
+# deep inside training, after the data and the model were loaded
+SEED_RANGE = click.IntRange(0, 2**32 - 1)
+
+
+def seed_option(help: str) -> Decorator:
+    return click.option("--seed", default=0, show_default=True, type=SEED_RANGE, help=help)

@@ -10,6 +10,7 @@ import click
 from tagger_core.cli.options import (
     data_options,
     read_all,
+    seed_option,
     tagger_factory,
     tagger_options,
     taxonomy_option,
@@ -42,7 +43,7 @@ from tagger_core.cli.options import (
     help="Directory to save the tagger in.",
 )
 @tagger_options
-@click.option("--seed", default=0, show_default=True, help="Random seed.")
+@seed_option("Random seed.")
 @click.option("--force", is_flag=True, help="Replace an existing tagger directory.")
 @data_options
 def train_command(

@@ -15,6 +15,7 @@ from tagger_core.cli.options import (
     parse_params,
     read_all,
     read_data,
+    seed_option,
     tagger_options,
     taxonomy_option,
     training_objective,
@@ -74,7 +75,7 @@ def write_trials_csv(path: Path, result: Any) -> None:
     "--trials", type=int, default=None, help="Most trials (default 20 without --minutes)."
 )
 @click.option("--minutes", type=float, default=None, help="Stop starting trials after this long.")
-@click.option("--seed", default=0, show_default=True, help="Random seed (folds, training, search).")
+@seed_option("Random seed (folds, training, search).")
 @click.option(
     "-o",
     "--output",
