@@ -7,8 +7,10 @@ data fingerprints, validation metrics) and ``encoder/`` (whatever the encoder sa
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
+import re
 import shutil
 import sys
 import tempfile
@@ -122,6 +124,19 @@ def _saved_files(path: Path) -> set[str] | None:
     return set(files) if isinstance(files, dict) and files else None
 
 
+def leftover_folders(path: Path, kind: str) -> list[Path]:
+    """The hidden ``.NAME.XXXXXXXX.partial`` (``kind`` "partial") or ``….old`` folders
+    :meth:`Tagger.save` makes beside ``path``, oldest name first: exactly its own
+    (``mkdtemp``'s eight characters), never those of a tagger whose name starts with
+    NAME and a dot."""
+    shape = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.{kind}")
+    return sorted(
+        child
+        for child in path.parent.glob(f".{glob.escape(path.name)}.*.{kind}")
+        if shape.fullmatch(child.name) and child.is_dir()
+    )
+
+
 def check_tagger_target(path: Path, force: bool) -> None:
     """Refuse, before any training, a folder that cannot take a saved tagger: an existing
     one without ``force``, anything that is not a tagger folder, a tagger folder holding
@@ -132,6 +147,11 @@ def check_tagger_target(path: Path, force: bool) -> None:
         if not path.is_dir() or (any(path.iterdir()) and not (path / MANIFEST).is_file()):
             raise TaggerError(f"{path} exists and is not a tagger directory; not replacing it")
         saved = _saved_files(path)
+        if saved is None and (path / MANIFEST).is_file():
+            raise TaggerError(
+                f"{path} holds a {MANIFEST} that lists no tagger files (not a tagger "
+                "directory); not replacing it"
+            )
         if saved is not None:
             present = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
             foreign = sorted(present - saved - {MANIFEST})
@@ -518,7 +538,8 @@ def read_manifest(path: Path) -> Manifest:
     """The manifest of the tagger folder ``path``, checked; any problem is one line naming
     the folder or the manifest (what :meth:`Tagger.load` reads first)."""
     if not path.exists():
-        backups = sorted(path.parent.glob(f".{path.name}.*.old/tagger"))
+        backups = [old / "tagger" for old in leftover_folders(path, "old")]
+        backups = [backup for backup in backups if backup.is_dir()]
         hint = f"; an interrupted save left the previous one in {backups[-1]}" if backups else ""
         raise ModelError(f"tagger directory does not exist{hint}", file=path)
     manifest_path = path / MANIFEST

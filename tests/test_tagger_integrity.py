@@ -112,12 +112,42 @@ def test_a_second_writer_of_one_target_is_refused_at_once(tmp_path: Path, toy_fi
 def test_leftovers_of_a_killed_save_are_removed_by_the_next_write(
     tmp_path: Path, toy_file: Path
 ) -> None:
-    for leftover in (".m.x1.partial", ".m.x2.old"):
+    for leftover in (".m.x1y2z3w4.partial", ".m.x2_abc9z.old"):  # as mkdtemp names them
         (tmp_path / leftover / "tagger").mkdir(parents=True)
-    (tmp_path / ".other.x3.partial").mkdir()  # another target's: not touched
+    others = [".other.x3abcdef.partial", ".m.v2.k8j7h6g5.old"]  # other targets' (m.v2's)
+    for leftover in others:
+        (tmp_path / leftover / "tagger").mkdir(parents=True)
+        (tmp_path / leftover / "tagger" / MANIFEST).write_text("{}")
     args = train_args(toy_file, tmp_path / "m")
     assert CliRunner().invoke(cli, args).exit_code == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.x3.partial", "m", "toy.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [*sorted(others), "m", "toy.json"]
+
+
+def test_a_restored_backup_is_replaced_only_with_force(tmp_path: Path, toy_file: Path) -> None:
+    """A kill between a save's two renames left the only copy in a backup: the next train
+    puts it back, then treats it as the existing tagger it is (before training)."""
+    args = train_args(toy_file, tmp_path / "m")
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    backup = tmp_path / ".m.a1b2c3d4.old"
+    backup.mkdir()
+    (tmp_path / "m").rename(backup / "tagger")
+    refused = CliRunner().invoke(cli, args)
+    assert "already exists; use --force" in one_line_error(refused)
+    assert "Training" not in refused.output
+    assert (tmp_path / "m" / MANIFEST).is_file() and not backup.exists()
+    assert CliRunner().invoke(cli, [*args, "--force"]).exit_code == 0
+
+
+def test_force_never_replaces_a_folder_whose_manifest_is_not_a_taggers(
+    tmp_path: Path, toy_file: Path
+) -> None:
+    site = tmp_path / "webapp"  # a web app's manifest.json, not a tagger's
+    site.mkdir()
+    (site / MANIFEST).write_text('{"name": "my pwa"}')
+    (site / "index.html").write_text("<html></html>")
+    refused = CliRunner().invoke(cli, [*train_args(toy_file, site), "--force"])
+    assert "lists no tagger files" in one_line_error(refused)
+    assert (site / "index.html").read_text() == "<html></html>"
 
 
 def test_files_written_by_someone_else_are_kept(saved: Path) -> None:

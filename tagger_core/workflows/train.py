@@ -15,7 +15,14 @@ from tagger_core.errors import PluginError, TaggerError
 from tagger_core.files import exclusive
 from tagger_core.registry import default_encoder_name, encoders
 from tagger_core.schemas import DataFile, Record, Taxonomy
-from tagger_core.tagger import MANIFEST, NormalizerSpec, RuleChooser, Tagger, check_tagger_target
+from tagger_core.tagger import (
+    MANIFEST,
+    NormalizerSpec,
+    RuleChooser,
+    Tagger,
+    check_tagger_target,
+    leftover_folders,
+)
 from tagger_core.workflows.optimize import check_objective, choose_rule, rule_choices
 
 DEFAULT_OBJECTIVE = "micro_f1"
@@ -78,7 +85,8 @@ def train_and_save(
     primary = tagger.encoder.is_primary()
     with exclusive(output) if primary else nullcontext():
         if primary:
-            remove_leftovers(output)
+            if remove_leftovers(output):
+                check_tagger_target(output, force)  # a restored backup is a tagger to replace
             if on_start is not None:
                 on_start()
         if not valid and primary:
@@ -103,12 +111,7 @@ def remove_leftovers(output: Path) -> list[Path]:
     beside ``output`` (call it holding the target's lock); returns what was removed. A
     backup that is the only copy of the tagger (a kill between a save's two renames) is
     first moved back to ``output``."""
-    found = [
-        p
-        for pattern in (f".{output.name}.*.partial", f".{output.name}.*.old")
-        for p in output.parent.glob(pattern)
-        if p.is_dir()
-    ]
+    found = [*leftover_folders(output, "partial"), *leftover_folders(output, "old")]
     for leftover in found:
         backup = leftover / "tagger"
         if not output.exists() and (backup / MANIFEST).is_file():
