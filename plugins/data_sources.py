@@ -23,25 +23,41 @@ from tagger_core import (
     record_from_fields,
 )
 
+# The largest CSV/TSV cell read: what a 32-bit C long holds (csv's own limit type)
+CSV_FIELD_LIMIT = 2**31 - 1
+
 
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not UTF-8 text (byte {exc.start})", file=path) from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
 
 
 def _text_lines(path: Path, newline: str | None = None) -> Iterator[str]:
     """The lines of a UTF-8 file one at a time (a BOM is skipped), in bounded memory."""
-    row = 0
     try:
         with open(path, encoding="utf-8-sig", newline=newline) as handle:
-            for row, line in enumerate(handle, start=1):  # noqa: B007 (row names the error)
-                yield line
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"not UTF-8 text (byte {exc.start} of a block)", file=path, row=row + 1
-        ) from None
+            yield from handle
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+
+
+def _not_utf8(path: Path) -> DataError:
+    """The error for a file that is not UTF-8, naming the first line that is not: the
+    decoder reads in blocks and knows only a block's offset. No UTF-8 character holds a
+    newline byte, so line by line decoding finds it exactly."""
+    with open(path, "rb") as handle:
+        for row, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return DataError(
+                    f"not UTF-8 text (byte {exc.start + 1} of the line; save it as UTF-8)",
+                    file=path,
+                    row=row,
+                )
+    return DataError("not UTF-8 text (save it as UTF-8)", file=path)
 
 
 class _LineWriter(RecordWriter):
@@ -315,6 +331,17 @@ def _flat_fields(row: Row, options: FileOptions) -> Row:
     return flat
 
 
+def check_unique_header(header: Sequence[str], path: Path) -> None:
+    """A column name given twice would keep only its last cell: refused, naming it."""
+    seen: set[str] = set()
+    for name in header:
+        if name and name in seen:
+            raise DataError(
+                f"column '{name}' appears twice in the header", file=path, row=1, field=name
+            )
+        seen.add(name)
+
+
 def _columns(rows: list[dict[str, object]]) -> list[str]:
     columns: list[str] = []
     for row in rows:
@@ -332,12 +359,14 @@ class CsvSource(DataSource):
         return list(self.iter_read(path, options))
 
     def iter_read(self, path: Path, options: FileOptions) -> Iterator[Record]:
+        csv.field_size_limit(CSV_FIELD_LIMIT)  # the module's default, 131,072, is below ours
         reader = csv.reader(_text_lines(path, newline=""), delimiter=self.delimiter, strict=True)
         try:
             header = next(reader, None)
             if header is None:
                 raise DataError("empty file: no header row", file=path)
             header = [column.strip() for column in header]
+            check_unique_header(header, path)
             for required in (
                 options.text_field,
                 *([options.label_field] if options.require_labels else []),
@@ -546,11 +575,16 @@ class ExcelSource(_WrittenInChunks):
                 )
             sheet = workbook[options.sheet] if options.sheet else workbook.worksheets[0]
             hidden = _hidden_values(path, getattr(sheet, "_worksheet_path", None))
+            if hasattr(sheet, "reset_dimensions"):
+                # read-only mode trusts the sheet's declared size, which writers may get
+                # wrong: rows past it would be skipped without a word
+                sheet.reset_dimensions()
             rows = sheet.iter_rows(values_only=True)
             header_cells = next(rows, None)
             if header_cells is None:
                 raise DataError("empty sheet: no header row", file=path)
             header = ["" if cell is None else str(cell).strip() for cell in header_cells]
+            check_unique_header(header, path)
             required = [
                 options.text_field,
                 *([options.label_field] if options.require_labels else []),

@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tagger_plugins.data_sources import check_unique_header
+
 from tagger_core import (
     DataError,
     DataSource,
@@ -54,6 +56,7 @@ class ParquetSource(DataSource):
             raise DataError(
                 f"not a readable Parquet file: {_first_line(error)}", file=path
             ) from None
+        check_unique_header(handle.schema_arrow.names, path)
         row = 0
         with handle:
             batches = handle.iter_batches(batch_size=BATCH_ROWS)

@@ -150,3 +150,92 @@ def test_an_escaped_surrogate_pair_is_one_character(tmp_path: Path) -> None:
     ):
         (tmp_path / name).write_text(content, encoding="utf-8")
         assert read_records(tmp_path / name)[0].text == "a\U0001f600b"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".xlsx", ".parquet"])
+def test_a_column_named_twice_is_refused(tmp_path: Path, suffix: str) -> None:
+    """A repeated header would keep only one of its cells (the other lost unseen)."""
+    path = tmp_path / f"names{suffix}"
+    if suffix == ".xlsx":
+        _sheet(path, [["text", "label", "text"], ["故宫", "Others", "外滩"]])
+    elif suffix == ".parquet":
+        arrow = pytest.importorskip("pyarrow")
+        parquet = pytest.importorskip("pyarrow.parquet")
+        table = arrow.table([["故宫"], ["Others"], ["外滩"]], names=["text", "label", "text"])
+        parquet.write_table(table, path)
+    else:
+        sep = "," if suffix == ".csv" else "\t"
+        path.write_text(
+            sep.join(["text", "label", "text"])
+            + "\n"
+            + sep.join(["故宫", "Others", "外滩"])
+            + "\n",
+            encoding="utf-8",
+        )
+    with pytest.raises(DataError, match="column 'text' appears twice in the header") as error:
+        read_records(path)
+    assert error.value.row == 1 and error.value.field == "text"
+
+
+def test_a_csv_cell_longer_than_the_csv_modules_default_is_read(tmp_path: Path) -> None:
+    long = "长" * 200_000  # csv's own limit is 131,072 characters
+    path = tmp_path / "long.csv"
+    path.write_text(f"text,label\n{long},Others\n", encoding="utf-8")
+    assert read_records(path)[0].text == long
+
+
+def test_rows_past_an_xlsx_sheets_declared_size_are_read(tmp_path: Path) -> None:
+    """Read-only openpyxl trusts the <dimension> a writer declared; a wrong one must not
+    cut the rows short."""
+    path = _sheet(
+        tmp_path / "ten.xlsx", [["text", "label"]] + [[f"名字{i}", "Others"] for i in range(9)]
+    )
+    with zipfile.ZipFile(path) as source:
+        parts = {name: source.read(name) for name in source.namelist()}
+    sheet = "xl/worksheets/sheet1.xml"
+    parts[sheet] = parts[sheet].replace(b'<dimension ref="A1:B10" />', b'<dimension ref="A1:B3" />')
+    assert b'ref="A1:B3"' in parts[sheet]
+    with zipfile.ZipFile(path, "w") as target:
+        for name, data in parts.items():
+            target.writestr(name, data)
+    assert len(read_records(path)) == 9
+
+
+def test_a_file_that_is_not_utf8_names_its_first_bad_line(tmp_path: Path) -> None:
+    rows = ["text,label"] + [f"名{i},Others" for i in range(3000)] + ["café,Others"]
+    path = tmp_path / "latin.csv"
+    path.write_bytes(
+        "\n".join(rows).encode("utf-8").replace("café".encode(), "café".encode("latin-1"))
+    )
+    with pytest.raises(DataError, match=r"not UTF-8 text \(byte 4 of the line") as error:
+        read_records(path)
+    assert error.value.row == 3002
+
+
+def test_names_from_standard_input(tmp_path: Path) -> None:
+    records = [Record(text=t, labels=tuple(labels)) for t, labels in TOY]
+    model = str(Tagger.create("attractions").train(records).save(tmp_path / "m"))
+    marked = CliRunner().invoke(
+        cli, ["predict", model, "--json"], input="\ufeff故宫\n外滩\n".encode()
+    )
+    assert [json.loads(line)["text"] for line in marked.stdout.splitlines()] == ["故宫", "外滩"]
+    broken = CliRunner().invoke(cli, ["predict", model], input=b"ok\nfine\ncaf\xe9\n")
+    assert one_line_error(broken) == "Error: <stdin>, row 3: not UTF-8 text (byte 4 of the line)"
+    output = tmp_path / "out.csv"
+    output.write_text("earlier\n")
+    empty = CliRunner().invoke(
+        cli, ["predict", model, "-o", str(output), "--force"], input=b"\n \n"
+    )
+    assert "no names to tag" in one_line_error(empty) and "unchanged" in one_line_error(empty)
+    assert output.read_text() == "earlier\n"
+
+
+def test_an_input_column_shaped_like_a_score_is_not_overwritten(tmp_path: Path) -> None:
+    records = [Record(text=t, labels=tuple(labels)) for t, labels in TOY]
+    model = str(Tagger.create("attractions").train(records).save(tmp_path / "m"))
+    names = tmp_path / "names.csv"
+    names.write_text("text,scores:Others\n故宫,MY_VALUE\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        cli, ["predict", model, "-i", str(names), "-o", str(tmp_path / "o.csv")]
+    )
+    assert "'scores:Others' field; predictions would overwrite it" in one_line_error(result)

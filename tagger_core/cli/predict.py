@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -19,6 +19,7 @@ from tagger_core.cli.options import (
     rule_override_options,
     runtime_option,
 )
+from tagger_core.errors import DataError
 from tagger_core.files import check_target
 
 if TYPE_CHECKING:  # the modules themselves load when a command runs: `tagger --help` stays fast
@@ -285,11 +286,7 @@ def predict_command(
     elif texts:
         records = [Record(text=t, file="arguments", row=i) for i, t in enumerate(texts, start=1)]
     elif not sys.stdin.isatty():
-        records = (
-            Record(text=line.strip(), file="<stdin>", row=i)
-            for i, line in enumerate(sys.stdin, start=1)
-            if line.strip()
-        )
+        records = stdin_records()
     else:
         if output is not None:
             raise click.UsageError("--output needs names from arguments, --input or standard input")
@@ -314,9 +311,28 @@ def predict_command(
                 jobs=jobs,
             )
             bar.close()
+            if rows == 0:  # nothing to take the columns from: the output is not written
+                kept = "; the existing file is unchanged" if output.exists() else ""
+                raise DataError(f"no names to tag; {output} was not written{kept}")
             click.echo(f"Wrote {rows} predictions to {output}", err=True)
             return
         _echo(tagger, records, options, override, as_json, display, bar.update, jobs)
+
+
+def stdin_records() -> Iterator[Record]:
+    """Names from standard input, one a line, as UTF-8 (a leading byte-order mark
+    dropped); a line that is not UTF-8 is one line naming it, not a traceback."""
+    from tagger_core.schemas import Record
+
+    for row, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            line = raw.decode("utf-8-sig" if row == 1 else "utf-8")
+        except UnicodeDecodeError as error:
+            raise DataError(
+                f"not UTF-8 text (byte {error.start + 1} of the line)", file="<stdin>", row=row
+            ) from None
+        if line.strip():
+            yield Record(text=line.strip(), file="<stdin>", row=row)
 
 
 def _predict_catalogue(

@@ -117,8 +117,10 @@ def check_no_clash(record: Record, display: bool) -> None:
     if not record.metadata:
         return
     added = {PREDICTED, SCORES, *([PREDICTED_NAME] if display else [])}
-    if not added.isdisjoint(record.metadata):
-        clash = sorted(added & record.metadata.keys())[0]
+    # a table writes each score as its own 'scores:LABEL' column
+    clashes = sorted(key for key in record.metadata if key in added or key.startswith(f"{SCORES}:"))
+    if clashes:
+        clash = clashes[0]
         raise DataError(
             f"the input already has a '{clash}' field; predictions would overwrite it",
             file=record.file,
