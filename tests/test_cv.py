@@ -189,3 +189,14 @@ def test_encoders_that_learn_from_validation_get_rows_held_out(
     assert valid_ratio_for(tagger, 0.0) == 0.0  # asked for: as asked
     assert encoders().get("bert").learns_from_validation
     assert encoders().get("ensemble").learns_from_validation
+
+
+def test_the_largest_seed_runs_every_fold(runner: CliRunner, tmp_path: Path) -> None:
+    """Each fold trains with seed + fold, which must stay within what generators take."""
+    path = write_json(
+        tmp_path / "d.json", [{"text": r.text, "label": list(r.labels)} for r in records(6)]
+    )
+    args = ["cv", str(path), "--taxonomy", "attractions", "-k", "3", "--json"]
+    result = runner.invoke(cli, [*args, "--seed", str(2**32 - 1)])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["folds"]) == 3

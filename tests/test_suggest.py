@@ -34,6 +34,24 @@ def test_uncertainty_is_closeness_to_the_threshold(tagger: Tagger) -> None:
     assert values[1] < 0.1
 
 
+def test_a_wrapped_logit_threshold_is_read_as_a_probability() -> None:
+    from tagger_core import make_rule
+    from tagger_core.workflows.suggest import _probability_thresholds
+
+    taxonomy = resolve_taxonomy("attractions")
+    records = [Record(text=t, labels=tuple(labels)) for t, labels in TOY]
+    trained = Tagger.create(taxonomy).train(records)
+    for rule in (
+        make_rule("threshold", {"space": "logit", "threshold": 0.0}),
+        make_rule(
+            "at-least-one",
+            {"inner": {"name": "threshold", "params": {"space": "logit", "threshold": 0.0}}},
+        ),
+    ):
+        trained.rule = rule
+        assert _probability_thresholds(trained) == pytest.approx(0.5), rule.describe()
+
+
 def test_single_label_uncertainty_is_the_margin_of_the_top_two() -> None:
     tagger = Tagger.create(
         resolve_taxonomy("attractions").model_copy(update={"mode": "single-label"})

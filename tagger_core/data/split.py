@@ -515,12 +515,12 @@ def split_by_source(
     free = np.ones(n_groups, dtype=bool)
     for v, source in enumerate(sources, start=1):
         own = [int(g) for g in np.flatnonzero(free) if source in labelled_by[g]]
-        chosen = stratified_take(own, int(targets[v]), views[v], seed + v)
+        chosen = stratified_take(own, int(targets[v]), views[v], (seed + v) % 2**32)
         short = int(targets[v]) - len(own)
         if short > 0:  # too few own names: top up from names only other sources labelled
             free[chosen] = False
             others = [int(g) for g in np.flatnonzero(free)]
-            chosen += stratified_take(others, short, views[v], seed + v)
+            chosen += stratified_take(others, short, views[v], (seed + v) % 2**32)
         assign[chosen] = v
         free[chosen] = False
     if "test" in names:

@@ -146,7 +146,7 @@ def cross_validate(
                 train,
                 taxonomy,
                 valid_ratio=valid_ratio,
-                seed=seed + fold,
+                seed=(seed + fold) % 2**32,
                 objective=objective,
             )
             scores, truth, parts = tagger.score_records_and_members(test)

@@ -452,8 +452,8 @@ def choose_rule(
 
     outcome = optimize(scores, truth, search, folds=CHOICE_FOLDS, seed=seed)
     winner = outcome.winner
-    chosen_pred = _out_of_fold(choose, scores, truth, taxonomy, seed + 1)
-    default_pred = _out_of_fold(fit_default, scores, truth, taxonomy, seed + 1)
+    chosen_pred = _out_of_fold(choose, scores, truth, taxonomy, (seed + 1) % 2**32)
+    default_pred = _out_of_fold(fit_default, scores, truth, taxonomy, (seed + 1) % 2**32)
     gain, share = paired_bootstrap(truth, chosen_pred, default_pred, objective, seed)
     info.update(
         {

@@ -14,6 +14,7 @@ import heapq
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,10 @@ def _probability_thresholds(tagger: Tagger) -> np.ndarray:
     """Each label's threshold as a probability (0.5 where the rule states none)."""
     stated = tagger.rule.label_thresholds(tagger.taxonomy) or {}
     values = np.array([stated.get(label, np.nan) for label in tagger.taxonomy.label_ids])
-    if getattr(tagger.rule.params, "space", "probability") == "logit":
+    rule: Any = tagger.rule
+    while rule.wraps and getattr(rule, "inner", None) is not None:  # the rule that thresholds
+        rule = rule.inner
+    if getattr(rule.params, "space", "probability") == "logit":
         values = sigmoid(values)
     return np.where(np.isnan(values), 0.5, values)
 
