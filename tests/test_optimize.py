@@ -99,7 +99,9 @@ def test_optimize_minimises_hamming_loss_and_refuses_unknown_objectives() -> Non
 @pytest.fixture
 def model(tmp_path: Path) -> Path:
     records = [Record(text=t, labels=tuple(labels)) for t, labels in TOY]
-    return Tagger.create("attractions").train(records, records).save(tmp_path / "model")
+    tagger = Tagger.create("attractions").train(records, records)
+    tagger.training.rule_choice = {"objective": "micro_f1", "chosen": "default", "reason": "-"}
+    return tagger.save(tmp_path / "model")
 
 
 def _rule(path: Path) -> dict:
@@ -125,6 +127,9 @@ def test_cli_optimize_writes_the_winner_into_a_copy_or_in_place(
     assert loaded.rule.params_dict() == chosen["params"]
     metrics = json.loads((copy / MANIFEST).read_text(encoding="utf-8"))["training"]
     assert metrics["validation_metrics"]["rows"] == 55
+    # the saved figures name the rows they were measured on, and no training-time choice
+    assert metrics["valid_rows"] == 55 and metrics["rule_choice"] is None
+    assert [Path(f["path"]).name for f in metrics["valid"]] == ["validation.json"]
     # -o onto an existing directory needs --force
     line = one_line_error(runner.invoke(cli, [*args, "-o", str(copy)]))
     assert line == f"Error: {copy} already exists; use --force to replace it"

@@ -245,7 +245,7 @@ def optimize_command(
     fixed = _candidate_params(rule_params)
     check_rule_params(fixed)
     tagger = Tagger.load(tagger_dir, verify=not no_verify)
-    records, _ = read_all(valid, kwargs, taxonomy=tagger.taxonomy)
+    records, valid_files = read_all(valid, kwargs, taxonomy=tagger.taxonomy)
     search = search_for(tagger.taxonomy, objective, thresholds, max_k, fixed)
     total = len(candidates(search, exclude=exclude, require=require))
     with progress(total=total, desc="optimize", unit="rule") as bar:
@@ -259,6 +259,7 @@ def optimize_command(
             require=require,
             seed=seed,
             progress=bar.update,
+            valid_files=valid_files,
         )
     outcome = selection.outcome
     for note in outcome.notes:

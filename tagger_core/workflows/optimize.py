@@ -27,7 +27,7 @@ from tagger_core.errors import PluginError, TaggerError
 from tagger_core.evaluation.metrics import LOWER_IS_BETTER, OBJECTIVES, quick_figures
 from tagger_core.evaluation.sweep import THRESHOLDS
 from tagger_core.registry import decision_rules, default_rule_name, make_rule
-from tagger_core.schemas import Record, Taxonomy
+from tagger_core.schemas import DataFile, Record, Taxonomy
 from tagger_core.scores import Scores
 from tagger_core.tagger import Tagger
 
@@ -313,9 +313,11 @@ def optimize_rule(
     require: Sequence[str] = (),
     seed: int = 0,
     progress: Callable[[int], Any] | None = None,
+    valid_files: Sequence[DataFile] = (),
 ) -> RuleSelection:
-    """Choose the rule of ``tagger`` on labelled ``records``; with ``output``, save the
-    tagger there with the winner (and its validation figures), else change nothing."""
+    """Choose the rule of ``tagger`` on labelled ``records`` (read from ``valid_files``);
+    with ``output``, save the tagger there with the winner, its validation figures and the
+    files they were measured on, else change nothing."""
     scores, truth = tagger.score_records(records)
     outcome = optimize(
         scores,
@@ -338,6 +340,11 @@ def optimize_rule(
     if output is not None:
         tagger.rule = rule
         tagger.record_validation(scores, truth)
+        # the figures and the rule now come from these rows; training's own choice of
+        # rule, if it made one, no longer describes the saved rule
+        tagger.training.valid = list(valid_files)
+        tagger.training.valid_rows = len(records)
+        tagger.training.rule_choice = None
         selection.saved_to = tagger.save(output, force=True)
     return selection
 
