@@ -167,6 +167,16 @@ def test_cli_writes_parts_and_refuses_to_overwrite(runner: CliRunner, tmp_path: 
     line = one_line_error(runner.invoke(cli, args))
     assert "already exist" in line and "--force" in line
     assert runner.invoke(cli, [*args, "--force"]).exit_code == 0
+    # a two-part split in its place leaves no test part behind (its names are in train now)
+    (out / "notes.txt").write_text("mine")
+    two = [*args[:5], "4:1", *args[6:], "--force"]
+    assert runner.invoke(cli, two).exit_code == 0, two
+    assert sorted(p.name for p in out.iterdir()) == [
+        "notes.txt",
+        "split.json",
+        "train.json",
+        "valid.json",
+    ]
 
 
 def test_cli_by_source_keeps_sources_in_the_files(runner: CliRunner, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ per source, drawn from that source's names first and topped up from the others.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -37,6 +38,8 @@ from tagger_core.errors import TaggerError
 from tagger_core.files import write_text
 from tagger_core.schemas import Record, Taxonomy
 from tagger_core.taxonomy import infer_taxonomy, label_matrix
+
+log = logging.getLogger("tagger")
 
 DEFAULT_PART_NAMES = {2: ["train", "valid"], 3: ["train", "valid", "test"]}
 SPLIT_REPORT = "split.json"
@@ -547,6 +550,20 @@ def split_by_source(
     return split
 
 
+def _previous_parts(report_path: Path) -> set[Path]:
+    """The part files an earlier split listed in ``report_path`` (its ``split.json``)
+    beside it; none when there is no readable one."""
+    try:
+        files = json.loads(report_path.read_text(encoding="utf-8")).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return set()
+    if not isinstance(files, dict):
+        return set()
+    folder = report_path.parent.resolve()  # parts are written beside it: their names count
+    parts = {folder / Path(str(name)).name for name in files.values()}
+    return {path for path in parts if path.is_file() and path.name != report_path.name}
+
+
 def write_split(
     split: Split,
     directory: Path,
@@ -573,9 +590,13 @@ def write_split(
     if existing and not force:
         verb = "exists" if len(existing) == 1 else "exist"
         raise TaggerError(f"{', '.join(existing)} already {verb}; use --force to replace")
+    stale = _previous_parts(report_path) - {path.resolve() for path, _ in outputs}
     directory.mkdir(parents=True, exist_ok=True)
     for path, part in outputs:
         write_records(path, [for_writing(r) for r in part], format, options)
+    for path in sorted(stale):  # a part of the split replaced that this one does not have:
+        path.unlink(missing_ok=True)  # its rows are now in other parts
+        log.warning("removed %s, a part of the split this one replaces", path)
     report = split.report()
     report["files"] = {path.stem: str(path) for path, _ in outputs}
     write_text(report_path, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
