@@ -15,7 +15,7 @@ from conftest import one_line_error, write_json
 
 from tagger_core import Tagger
 from tagger_core.cli import cli
-from tagger_core.errors import PluginError, TaggerError
+from tagger_core.errors import ModelError, PluginError, TaggerError
 
 pytest.importorskip("transformers")
 pytest.importorskip("onnxruntime")
@@ -138,6 +138,27 @@ def test_cli_export_refuses_an_export_that_changes_too_much(
     assert kept.exit_code == 0, kept.output
     assert "on 80 names" in kept.output
     assert json.loads((path / "manifest.json").read_text())["exports"]["onnx"]["quantize"] == "none"
+
+
+def test_an_export_signs_its_own_files_only(tiny_bert: Path, tmp_path: Path) -> None:
+    """A file someone added stays unlisted, and one changed under --no-verify keeps the
+    digest it was saved with: the export must not make either pass verification."""
+    from tagger_core.workflows.export import export_onnx
+
+    path, _ = saved_tagger(tiny_bert, tmp_path, "single-label")
+    (path / "NOTES.txt").write_text("mine")
+    config = path / "encoder" / "config.json"
+    saved = json.loads((path / "manifest.json").read_text())["files"]
+    config.write_text(json.dumps({**json.loads(config.read_text()), "note": "edited"}))
+    export_onnx(
+        path, bf.records(40, "single-label", seed=1), quantize="none", force=True, verify=False
+    )
+    files = json.loads((path / "manifest.json").read_text())["files"]
+    assert "NOTES.txt" not in files
+    assert files["encoder/config.json"] == saved["encoder/config.json"]
+    assert any(name.startswith("encoder/onnx/") for name in files)
+    with pytest.raises(ModelError, match="changed since the tagger was saved"):
+        Tagger.load(path)
 
 
 def test_a_damaged_onnx_file_is_refused_with_one_line(exported, tmp_path: Path, runner) -> None:  # type: ignore[no-untyped-def]

@@ -146,6 +146,24 @@ def export_onnx(
 
 
 def _write_manifest(folder: Path, exports: dict[str, Any]) -> None:
+    """The manifest with the export's files added: the other files keep the digests the
+    tagger was saved with, and files it never listed stay unlisted (an export must not
+    sign what someone put or changed in the folder). A tagger saved before digests were
+    recorded gets every file's."""
     manifest = read_manifest(folder)
-    manifest = manifest.model_copy(update={"files": file_digests(folder), "exports": exports})
+    onnx = folder / ENCODER_DIR / "onnx"
+    prefix = onnx.relative_to(folder).as_posix() + "/"
+    if manifest.files:
+        kept = {
+            name: digest for name, digest in manifest.files.items() if not name.startswith(prefix)
+        }
+        written = {
+            path.relative_to(folder).as_posix(): sha256_of(path)
+            for path in sorted(onnx.rglob("*"))
+            if path.is_file()
+        }
+        files = {**kept, **written}
+    else:
+        files = file_digests(folder)
+    manifest = manifest.model_copy(update={"files": files, "exports": exports})
     (folder / MANIFEST).write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
