@@ -19,6 +19,7 @@ from tagger_core import (
     RecordWriter,
     Row,
     hookimpl,
+    json_default,
     record_fields,
     record_from_fields,
 )
@@ -77,7 +78,7 @@ def _reject_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_ENCODER = json.JSONEncoder(ensure_ascii=False)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=json_default)
 
 try:  # JSON Lines read and written ten times faster; the standard library decides the rest
     import orjson
@@ -103,7 +104,7 @@ def _parse_json_line(line: str, path: Path, row: int) -> Any:
 def _json_line(row: Row) -> bytes:
     if orjson is not None:
         try:
-            return orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+            return orjson.dumps(row, default=json_default, option=orjson.OPT_APPEND_NEWLINE)
         except TypeError:  # an integer past 64 bits, a key that is not a string
             pass
     return (_ENCODER.encode(row) + "\n").encode("utf-8")
@@ -208,7 +209,8 @@ class JsonSource(DataSource):
 
     def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
         rows = [record_fields(record, options) for record in records]
-        path.write_text(json.dumps(rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(rows, ensure_ascii=False, indent=2, default=json_default)
+        path.write_text(text + "\n", encoding="utf-8")
 
     def iter_read(self, path: Path, options: FileOptions) -> Iterator[Record]:
         """The array's objects one at a time, with an incremental parser (ijson)."""
@@ -269,7 +271,7 @@ EXACT_ERRORS_BELOW = 256 << 20
 class _JsonArrayWriter(_LineWriter):
     def write_rows(self, rows: Sequence[Row]) -> None:
         for row in rows:
-            text = json.dumps(row, ensure_ascii=False, indent=2)
+            text = json.dumps(row, ensure_ascii=False, indent=2, default=json_default)
             self.handle.write(("[\n" if self.count == 0 else ",\n") + _indented(text))
             self.count += 1
 
@@ -325,7 +327,7 @@ def _flat_fields(row: Row, options: FileOptions) -> Row:
         elif isinstance(value, dict):
             flat.update({f"{key}:{sub}": subvalue for sub, subvalue in value.items()})
         elif isinstance(value, list):
-            flat[key] = json.dumps(value, ensure_ascii=False)
+            flat[key] = json.dumps(value, ensure_ascii=False, default=json_default)
         else:
             flat[key] = value
     return flat

@@ -7,6 +7,7 @@ struct column of scores."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,6 +39,15 @@ def _pyarrow() -> tuple[Any, Any]:
             'Parquet files need the parquet extra: pip install "tagger[parquet]"'
         ) from None
     return pyarrow, pyarrow.parquet
+
+
+def _finite(fields: dict[str, Any]) -> dict[str, Any]:
+    """NaN and infinities as null (a missing value): JSON has no form for them, and one
+    written as NaN would be refused when read back."""
+    return {
+        key: None if isinstance(value, float) and not math.isfinite(value) else value
+        for key, value in fields.items()
+    }
 
 
 class ParquetSource(DataSource):
@@ -72,7 +82,7 @@ class ParquetSource(DataSource):
                 for fields in batch.to_pylist():
                     row += 1
                     yield record_from_fields(
-                        fields, file=path, row=row, options=options, cells=True
+                        _finite(fields), file=path, row=row, options=options, cells=True
                     )
 
     def write(self, path: Path, records: list[Record], options: FileOptions) -> None:

@@ -59,6 +59,7 @@ _EXPORTS = {
     "record_writer": "tagger_core.data.io",
     "record_from_fields": "tagger_core.data.io",
     "record_fields": "tagger_core.components",
+    "json_default": "tagger_core.components",
     "DEFAULT_LABEL_SEP": "tagger_core.data.io",
     "DataSpec": "tagger_core.data.sources",
     "read_specs": "tagger_core.data.sources",
@@ -132,6 +133,7 @@ if TYPE_CHECKING:
         RuleChoice,
         RuleSearch,
         check_weights,
+        json_default,
         record_fields,
     )
     from tagger_core.data.io import (

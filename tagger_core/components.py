@@ -10,6 +10,8 @@ one cannot be instantiated.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -114,6 +116,19 @@ class FileOptions(BaseModel):
 
 
 Row = dict[str, object]  # one output row: a record's fields (and a prediction's)
+
+
+def json_default(value: object) -> object:
+    """What a JSON writer makes of the cell values JSON has no type for (the ``default``
+    of ``json.dumps`` and orjson): dates and times as ISO 8601 (spreadsheets and Parquet
+    hold them), decimals as their exact digits, bytes as text."""
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    raise TypeError(f"a {type(value).__name__} value has no JSON form")
 
 
 def record_fields(record: Record, options: FileOptions) -> Row:

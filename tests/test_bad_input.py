@@ -239,3 +239,42 @@ def test_an_input_column_shaped_like_a_score_is_not_overwritten(tmp_path: Path) 
         cli, ["predict", model, "-i", str(names), "-o", str(tmp_path / "o.csv")]
     )
     assert "'scores:Others' field; predictions would overwrite it" in one_line_error(result)
+
+
+def test_dates_decimals_and_nan_cells_are_written_as_json(tmp_path: Path) -> None:
+    """Spreadsheet dates and Parquet decimals have no JSON type, and NaN no JSON form:
+    each output is still JSON that tagger reads back."""
+    import datetime
+    import decimal
+
+    records = [Record(text=t, labels=tuple(labels)) for t, labels in TOY]
+    model = str(Tagger.create("attractions").train(records).save(tmp_path / "m"))
+    sheet = _sheet(
+        tmp_path / "dated.xlsx", [["text", "opened"], ["故宫", datetime.datetime(1925, 10, 10)]]
+    )
+    inputs = [sheet]
+    arrow = pytest.importorskip("pyarrow")
+    parquet = pytest.importorskip("pyarrow.parquet")
+    table = arrow.table(
+        {
+            "text": ["外滩", "西湖"],
+            "price": arrow.array([decimal.Decimal("12.50"), None], arrow.decimal128(5, 2)),
+            "rating": [float("nan"), 4.5],
+        }
+    )
+    parquet.write_table(table, tmp_path / "priced.parquet")
+    inputs.append(tmp_path / "priced.parquet")
+    for source in inputs:
+        for suffix in (".json", ".jsonl"):
+            out = tmp_path / f"{source.stem}{suffix}"
+            result = CliRunner().invoke(cli, ["predict", model, "-i", str(source), "-o", str(out)])
+            assert result.exit_code == 0, result.output
+            rows = read_records(out, options=FileOptions(require_labels=False))
+            assert rows[0].text == ("故宫" if source == sheet else "外滩")
+        shown = CliRunner().invoke(cli, ["predict", model, "-i", str(source), "--json"])
+        assert shown.exit_code == 0, shown.output
+        first = json.loads(shown.stdout.splitlines()[0])
+        if source == sheet:
+            assert first["opened"] == "1925-10-10T00:00:00"
+        else:
+            assert first["price"] == "12.50" and first["rating"] is None

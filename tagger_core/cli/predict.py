@@ -19,6 +19,7 @@ from tagger_core.cli.options import (
     rule_override_options,
     runtime_option,
 )
+from tagger_core.components import json_default
 from tagger_core.errors import DataError
 from tagger_core.files import check_target
 
@@ -91,7 +92,7 @@ def _echo(
     for rows, write_options in chunks:
         for row in rows:
             if as_json:
-                click.echo(json.dumps(row, ensure_ascii=False))
+                click.echo(json.dumps(row, ensure_ascii=False, default=json_default))
             else:
                 text = str(row[write_options.text_field])
                 labels = cast("list[str]", row[PREDICTED])
