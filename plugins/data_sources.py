@@ -3,6 +3,7 @@ text with one name per line (names to tag, no labels)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import re
@@ -26,6 +27,7 @@ from tagger_core import (
 
 # The largest CSV/TSV cell read: what a 32-bit C long holds (csv's own limit type)
 CSV_FIELD_LIMIT = 2**31 - 1
+XLSX_CELL_CHARS = 32_767  # what an Excel cell holds
 
 
 def _read_text(path: Path) -> str:
@@ -321,15 +323,41 @@ def _flat_fields(row: Row, options: FileOptions) -> Row:
     """Fields for a table: label lists joined by the separator, nested metadata (scores)
     as ``key:sub`` columns."""
     flat: Row = {}
+    sep = options.label_sep or DEFAULT_LABEL_SEP
     for key, value in row.items():
         if isinstance(value, list) and all(isinstance(item, str) for item in value):
-            flat[key] = (options.label_sep or DEFAULT_LABEL_SEP).join(value)  # labels, predicted
+            for item in value:
+                if sep in item:  # joined, it would read back as other items
+                    raise DataError(
+                        f"'{item}' holds the separator '{sep}' that joins the items of a "
+                        "table cell; name another with --label-sep",
+                        field=key,
+                    )
+            flat[key] = sep.join(value)  # labels, predicted
         elif isinstance(value, dict):
-            flat.update({f"{key}:{sub}": subvalue for sub, subvalue in value.items()})
+            flat.update(
+                {
+                    f"{key}:{sub}": json.dumps(subvalue, ensure_ascii=False, default=json_default)
+                    if isinstance(subvalue, dict | list)
+                    else subvalue
+                    for sub, subvalue in value.items()
+                }
+            )
         elif isinstance(value, list):
             flat[key] = json.dumps(value, ensure_ascii=False, default=json_default)
         else:
             flat[key] = value
+    return flat
+
+
+def _flat_rows(rows: Sequence[Row], options: FileOptions, path: Path, done: int) -> list[Row]:
+    """:func:`_flat_fields` of each row; a refusal names the output file and row."""
+    flat = []
+    for number, row in enumerate(rows, start=done + 1):
+        try:
+            flat.append(_flat_fields(row, options))
+        except DataError as error:
+            raise DataError(error.message, file=path, row=number, field=error.field) from None
     return flat
 
 
@@ -403,7 +431,7 @@ class CsvSource(DataSource):
             ) from None
 
     def write(self, path: Path, records: list[Record], options: FileOptions) -> None:
-        rows = [_flat_fields(record_fields(record, options), options) for record in records]
+        rows = _flat_rows([record_fields(record, options) for record in records], options, path, 0)
         with path.open("w", encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=_columns(rows), delimiter=self.delimiter)
             writer.writeheader()
@@ -436,7 +464,7 @@ class _TableWriter(_LineWriter):
         self.writer: csv.DictWriter[str] | None = None
 
     def write_rows(self, rows: Sequence[Row]) -> None:
-        flat = [_flat_fields(row, self.options) for row in rows]
+        flat = _flat_rows(rows, self.options, self.path, self.count)
         if not flat:
             return
         if self.writer is None:
@@ -629,34 +657,81 @@ class ExcelSource(_WrittenInChunks):
         return _ExcelWriter(self, path, options)
 
 
+class _AsText(str):
+    """A cell value to be written as text, never as the formula it looks like."""
+
+
 class _ExcelWriter(RecordWriter):
     """A sheet in chunks: openpyxl's write-only mode keeps rows out of memory; columns as
     for CSV (:func:`_fixed_columns`)."""
 
     def __init__(self, source: ExcelSource, path: Path, options: FileOptions) -> None:
-        import openpyxl
-
         super().__init__(source, path, options)
-        self.workbook = openpyxl.Workbook(write_only=True)
-        self.sheet = self.workbook.create_sheet("records")
+        # made with the first row: a write-only sheet left unwritten complains when collected
+        self.workbook: Any = None
+        self.sheet: Any = None
         self.columns: list[str] | None = None
         self.count = 0
 
+    def _open(self, header: list[str]) -> None:
+        import openpyxl
+
+        self.workbook = openpyxl.Workbook(write_only=True)
+        self.sheet = self.workbook.create_sheet("records")
+        self.sheet.append(header)
+
     def write_rows(self, rows: Sequence[Row]) -> None:
-        flat = [_flat_fields(row, self.options) for row in rows]
+        flat = _flat_rows(rows, self.options, self.path, self.count)
         if not flat:
             return
+        columns = self.columns or _columns(flat)
+        try:  # every cell checked before the chunk's first is written
+            _fixed_columns(flat, columns, self.path, self.count)
+            chunk = [
+                [self._cell(row.get(column), number, column) for column in columns]
+                for number, row in enumerate(flat, start=self.count + 1)
+            ]
+        except DataError:
+            if self.sheet is not None:  # rows went out: end openpyxl's sheet writer, which
+                with contextlib.suppress(Exception):  # complains when collected unended
+                    self.sheet.close()
+            raise
         if self.columns is None:
-            self.columns = _columns(flat)
-            self.sheet.append(self.columns)
-        _fixed_columns(flat, self.columns, self.path, self.count)
-        for row in flat:
-            self.sheet.append([row.get(column) for column in self.columns])
+            self.columns = columns
+            self._open(columns)
+        for cells in chunk:
+            self.sheet.append([self._text_cell(c) if isinstance(c, _AsText) else c for c in cells])
         self.count += len(flat)
 
+    def _text_cell(self, value: str) -> object:
+        from openpyxl.cell import WriteOnlyCell
+
+        cell = WriteOnlyCell(self.sheet, value=str(value))
+        cell.data_type = "s"
+        return cell
+
+    def _cell(self, value: object, row: int, column: str) -> object:
+        """A text cell as text, always: one starting with '=' would be stored as a formula
+        (run when the sheet is opened); one that a cell cannot hold is refused, not cut."""
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+        if not isinstance(value, str):
+            return value
+        if len(value) > XLSX_CELL_CHARS:
+            problem = f"{len(value)} characters; an .xlsx cell holds {XLSX_CELL_CHARS}"
+        elif found := ILLEGAL_CHARACTERS_RE.search(value):
+            problem = f"control character {found.group()!r}, which an .xlsx cell cannot hold"
+        elif value.startswith("="):
+            return _AsText(value)  # made a text cell as it is written (it needs the sheet)
+        else:
+            return value
+        raise DataError(
+            f"{problem} (write .csv or .jsonl instead)", file=self.path, row=row, field=column
+        )
+
     def close(self) -> None:
-        if self.columns is None:
-            self.sheet.append([self.options.text_field])
+        if self.workbook is None:
+            self._open([self.options.text_field])
         self.workbook.save(self.path)
 
 

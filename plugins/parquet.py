@@ -107,6 +107,17 @@ class _ParquetWriter(RecordWriter):
     def write_rows(self, rows: Sequence[Row]) -> None:
         if not rows:
             return
+        if self.schema is not None:  # from_pylist would drop a field the schema lacks
+            known = set(self.schema.names)
+            for number, row in enumerate(rows, start=self.written + 1):
+                extra = [key for key in row if key not in known]
+                if extra:
+                    raise DataError(
+                        f"output row {number} has a field the first rows lack ('{extra[0]}'); "
+                        "write .jsonl for rows with varying fields",
+                        file=self.path,
+                        row=number,
+                    )
         try:
             table = self.arrow.Table.from_pylist(list(rows), schema=self.schema)
         except (self.arrow.ArrowException, TypeError, ValueError) as error:

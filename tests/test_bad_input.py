@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import TOY, one_line_error, train_args
 
-from tagger_core import DataError, FileOptions, Record, Tagger, read_records
+from tagger_core import DataError, FileOptions, Record, Tagger, read_records, write_records
 from tagger_core.cli import cli
 
 
@@ -278,3 +278,40 @@ def test_dates_decimals_and_nan_cells_are_written_as_json(tmp_path: Path) -> Non
             assert first["opened"] == "1925-10-10T00:00:00"
         else:
             assert first["price"] == "12.50" and first["rating"] is None
+
+
+def test_xlsx_cells_are_text_or_refused_never_formulas_or_cut(tmp_path: Path) -> None:
+    import openpyxl
+
+    formula = [Record(text='=HYPERLINK("http://x","点我")', labels=("Others",))]
+    out = tmp_path / "names.xlsx"
+    write_records(out, formula)
+    cell = openpyxl.load_workbook(out).active["A2"]
+    assert cell.data_type == "s" and cell.value.startswith("=HYPERLINK")
+    assert read_records(out)[0].text == formula[0].text
+    for text, problem in [("长" * 40_000, "40000 characters"), ("a\x07b", "control character")]:
+        with pytest.raises(DataError, match=problem) as error:
+            write_records(tmp_path / "bad.xlsx", [Record(text=text, labels=("Others",))])
+        assert error.value.row == 1 and error.value.field == "text"
+
+
+def test_a_label_holding_the_separator_is_refused_in_a_table(tmp_path: Path) -> None:
+    records = [Record(text="动物园", labels=("Zoos & Animal Parks", "Playgrounds"))]
+    with pytest.raises(DataError, match="holds the separator '&'") as error:
+        write_records(tmp_path / "o.csv", records, options=FileOptions(label_sep="&"))
+    assert error.value.row == 1 and error.value.field == "label"
+    write_records(tmp_path / "o.csv", records)  # the default "|" is fine
+    assert read_records(tmp_path / "o.csv")[0].labels == records[0].labels
+
+
+def test_a_parquet_output_never_drops_a_later_rows_field(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    from tagger_core import record_writer
+
+    lacks = r"output row 2 has a field the first rows lack \('city'\)"
+    with (
+        pytest.raises(DataError, match=lacks),
+        record_writer(tmp_path / "o.parquet") as writer,
+    ):
+        writer.write_rows([{"text": "故宫"}])
+        writer.write_rows([{"text": "外滩", "city": "上海"}])
