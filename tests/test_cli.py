@@ -9,7 +9,7 @@ import openpyxl
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import EXAMPLES, one_line_error, write_json
+from conftest import EXAMPLES, TOY, one_line_error, write_json
 
 from tagger_core import FileOptions, Tagger, read_records
 from tagger_core.cli import cli
@@ -339,3 +339,20 @@ def test_empty_text_in_prediction_input(runner: CliRunner, model: Path, tmp_path
     names = _write(tmp_path, "names.csv", "text,city\n西湖,杭州\n,北京\n")
     line = one_line_error(runner.invoke(cli, ["predict", str(model), "-i", str(names)]))
     assert line == f"Error: {names}, row 3, field 'text': empty text"
+
+
+def test_train_warns_when_validation_names_are_training_names(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    rows = [{"text": t, "label": labels} for t, labels in TOY]
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
+    valid = tmp_path / "valid.json"  # two of them again, one with a trailing space
+    valid.write_text(
+        json.dumps([rows[0], {**rows[1], "text": rows[1]["text"] + " "}], ensure_ascii=False),
+        encoding="utf-8",
+    )
+    args = ["train", "--taxonomy", "attractions", "--train", str(train), "--valid", str(valid)]
+    result = runner.invoke(cli, [*args, "-o", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert "2 of 2 validation names are also training names" in result.stderr

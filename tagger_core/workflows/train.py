@@ -10,6 +10,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from tagger_core.data.normalize import match_key
 from tagger_core.data.split import hold_out
 from tagger_core.errors import PluginError, TaggerError
 from tagger_core.files import exclusive
@@ -91,6 +92,8 @@ def train_and_save(
                 on_start()
         if not valid and primary:
             log.warning("no --valid file: the tagger is saved without validation metrics")
+        if valid and primary:
+            warn_overlap(train, valid)
         tagger.train(
             train,
             valid,
@@ -104,6 +107,23 @@ def train_and_save(
             return False
         tagger.save(output, force=force)
     return True
+
+
+def warn_overlap(train: Sequence[Record], valid: Sequence[Record]) -> int:
+    """Warn when validation names are also training names (as `tagger validate` matches
+    them): the validation figures, and whatever is fitted on them, would be optimistic.
+    Returns how many are."""
+    seen = {match_key(record.text) for record in train}
+    shared = sum(match_key(record.text) in seen for record in valid)
+    if shared:
+        log.warning(
+            "%d of %d validation names are also training names: the validation figures "
+            "(and the thresholds fitted on them) are optimistic; `tagger split` makes "
+            "disjoint parts",
+            shared,
+            len(valid),
+        )
+    return shared
 
 
 def remove_leftovers(output: Path) -> list[Path]:
