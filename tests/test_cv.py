@@ -200,3 +200,28 @@ def test_the_largest_seed_runs_every_fold(runner: CliRunner, tmp_path: Path) -> 
     result = runner.invoke(cli, [*args, "--seed", str(2**32 - 1)])
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)["folds"]) == 3
+
+
+def test_a_label_whose_names_share_rarer_labels_is_trained_in_every_fold() -> None:
+    """R4's two names also carry R2 and R3, whose two names each go to folds 0 and 1 (the
+    rarest first): both of R4's could land in one fold, untrained when it is tested."""
+    from tagger_core.schemas import Taxonomy
+    from tagger_core.workflows.crossval import fold_of_records
+
+    taxonomy = Taxonomy.model_validate(
+        {
+            "name": "mini",
+            "mode": "multi-label",
+            "labels": [{"id": x} for x in ["A", "B", "R2", "R3", "R4"]],
+        }
+    )
+    rows = [("alpha", "A R2 R4"), ("beta", "B R2"), ("gamma", "B R3"), ("delta", "A R3 R4")]
+    rows += [(f"a{i}", "A") for i in range(8)] + [(f"b{i}", "B") for i in range(8)]
+    data = [Record(text=text, labels=tuple(labels.split())) for text, labels in rows]
+    for seed in range(6):
+        folds = fold_of_records(data, taxonomy, 5, seed)
+        for fold in set(folds.tolist()) - {-1}:
+            trained = {
+                label for r, f in zip(data, folds, strict=True) if f != fold for label in r.labels
+            }
+            assert trained == {"A", "B", "R2", "R3", "R4"}, (seed, fold, folds)

@@ -94,6 +94,13 @@ def fold_of_records(records: Sequence[Record], taxonomy: Taxonomy, k: int, seed:
     sizes = [len(groups[g]) for g in folded]
     arrange(assign, np.broadcast_to(part, (k, *part.shape)), [1.0] * k, weights=sizes)
     group_folds[folded] = assign
+    # A name with several rare labels goes where the rarest needs it, which can leave all
+    # the names of another label in one fold: untrained when that fold is tested. One of
+    # them is then trained on in every fold, as a label's only name is.
+    for label in range(labels.shape[1]):
+        members = folded[labels[folded, label] > 0]
+        if len(members) >= 2 and len(set(group_folds[members].tolist())) == 1:
+            group_folds[members[-1]] = ALWAYS_TRAINED
     folds = np.empty(len(records), dtype=int)
     for group, fold in zip(groups, group_folds, strict=True):
         folds[group] = fold
