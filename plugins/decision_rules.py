@@ -368,7 +368,7 @@ class PerLabelRule(DecisionRule[PerLabelParams]):
     def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
         chosen = scores.values(self._p.space) >= self._threshold_vector(taxonomy)
         if self._p.constraints:
-            chosen = apply_constraints(chosen, scores.probabilities, taxonomy)
+            chosen = apply_constraints(chosen, _ranking(scores), taxonomy)
         return np.asarray(chosen)
 
     def _fit_one(
@@ -516,7 +516,7 @@ class TopKRule(DecisionRule[TopKParams]):
         probabilities = scores.probabilities
         k = min(params.k, probabilities.shape[1])
         # Stable sort on the negated scores: ties go to the label listed first.
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        order = np.argsort(-_ranking(scores), axis=1, kind="stable")[:, :k]
         chosen = np.zeros(probabilities.shape, dtype=bool)
         np.put_along_axis(chosen, order, True, axis=1)
         return chosen & (probabilities >= params.min_probability)
@@ -642,7 +642,7 @@ class AtLeastOneRule(WrapperRule[AtLeastOneParams]):
         probabilities = scores.probabilities
         empty = np.flatnonzero(~chosen.any(axis=1))
         if len(empty):
-            best = np.argmax(probabilities[empty], axis=1)
+            best = np.argmax(_ranking(scores)[empty], axis=1)
             ok = probabilities[empty, best] >= params.min_probability
             chosen[empty[ok], best[ok]] = True
         return chosen
@@ -670,7 +670,14 @@ class ExclusiveRule(WrapperRule[ExclusiveParams]):
 
     def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:
         chosen = np.asarray(self.inner.decide(scores, taxonomy), dtype=bool)
-        return apply_constraints(chosen, scores.probabilities, taxonomy)
+        return apply_constraints(chosen, _ranking(scores), taxonomy)
+
+
+def _ranking(scores: Scores) -> np.ndarray:
+    """What labels are ranked by: logits, which order a row as its probabilities do but
+    do not saturate (a sigmoid is exactly 1.0 from a logit of about 37, and ties there
+    would go to the label listed first)."""
+    return np.asarray(scores.logits, dtype=np.float64)
 
 
 def has_constraints(taxonomy: Taxonomy) -> bool:

@@ -95,6 +95,15 @@ class Taxonomy(BaseModel):
         for name in referenced:
             if name not in ids:
                 raise ValueError(f"constraint or parent refers to unknown label '{name}'")
+        limits = self.constraints
+        if limits.max_labels is not None and limits.min_labels > limits.max_labels:
+            raise ValueError(
+                f"min_labels ({limits.min_labels}) is above max_labels ({limits.max_labels})"
+            )
+        if limits.min_labels > len(self.labels):
+            raise ValueError(
+                f"min_labels ({limits.min_labels}) is above the number of labels ({len(self.labels)})"
+            )
         self._check_hierarchy()
         return self
 
@@ -121,6 +130,21 @@ class Taxonomy(BaseModel):
                     f"exclusive label '{name}' has a parent or a child: the implied ancestor "
                     "would stand beside it"
                 )
+        # Ancestors are added after the rule applied the constraints: a group member with
+        # children, or a cap on labels, could be broken by them.
+        has_children = set(parents.values())
+        for group in self.constraints.exclusive_groups:
+            for name in group:
+                if name in has_children:
+                    raise ValueError(
+                        f"exclusive group label '{name}' has children: children of two "
+                        "group labels would imply both; group the children instead"
+                    )
+        if self.constraints.max_labels is not None:
+            raise ValueError(
+                "max_labels with implied ancestors: the ancestors added to the labels chosen "
+                "would pass it; set implies_ancestors: false or drop max_labels"
+            )
 
     @property
     def label_ids(self) -> list[str]:

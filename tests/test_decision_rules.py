@@ -315,3 +315,46 @@ def test_the_default_rule_never_breaks_a_constraint(
         assert not {"G1", "G2"} <= labels
         assert maximum is None or len(labels) <= maximum
         assert len(labels) >= minimum or labels == {"O"}
+
+
+def test_labels_are_ranked_by_logits_which_do_not_saturate() -> None:
+    """A sigmoid is exactly 1.0 from a logit of about 37: ranked by probabilities, such
+    labels would tie and the first listed would win."""
+    top = make_rule("top-k", {"k": 1}).decisions(
+        Scores(np.array([[38.0, 45.0, 0.0]]), "multi-label"), TAXONOMY
+    )
+    assert top.tolist() == [[False, True, False]]
+    nothing = {"name": "threshold", "params": {"space": "logit", "threshold": 100.0}}
+    one = make_rule("at-least-one", {"inner": nothing})
+    assert one.decisions(
+        Scores(np.array([[38.0, 45.0, 0.0]]), "multi-label"), TAXONOMY
+    ).tolist() == [[False, True, False]]
+    constrained = Taxonomy.model_validate(
+        {
+            "name": "x",
+            "labels": [{"id": "A"}, {"id": "B"}, {"id": "O"}],
+            "constraints": {"exclusive": ["O"]},
+        }
+    )
+    both = Scores(np.array([[40.0, -5.0, 50.0]]), "multi-label")
+    chosen = make_rule("exclusive", {"inner": "threshold"}).decisions(both, constrained)
+    assert chosen.tolist() == [[False, False, True]]  # O scores higher: it stands alone
+
+
+@pytest.mark.parametrize(
+    ("constraints", "parents", "message"),
+    [
+        ({"min_labels": 3, "max_labels": 2}, {}, "min_labels \\(3\\) is above max_labels"),
+        ({"min_labels": 4}, {}, "above the number of labels"),
+        ({"exclusive_groups": [["A", "B"]]}, {"C": "A"}, "group label 'A' has children"),
+        ({"max_labels": 1}, {"C": "A"}, "max_labels with implied ancestors"),
+    ],
+)
+def test_constraints_that_no_decision_could_meet_are_refused(
+    constraints: dict, parents: dict, message: str
+) -> None:
+    labels = [{"id": x, **({"parent": parents[x]} if x in parents else {})} for x in "ABC"]
+    with pytest.raises(ValueError, match=message):
+        Taxonomy.model_validate(
+            {"name": "x", "mode": "multi-label", "labels": labels, "constraints": constraints}
+        )
