@@ -327,16 +327,19 @@ class PerLabelRule(DecisionRule[PerLabelParams]):
             return ()
         fixed = search.fixed(cls.name)
         out = []
-        for kind, around_best in itertools.product(("label", "micro"), (False, True)):
+        # a default the user fixed is kept: no candidate moves it to the best global one
+        starts = (False,) if "default" in fixed else (False, True)
+        for kind, around_best in itertools.product(("label", "micro"), starts):
 
             def fit(
                 scores: Scores, truth: np.ndarray, _kind: str = kind, _best: bool = around_best
             ) -> dict[str, Any]:
                 params: dict[str, Any] = {"objective": _kind, **fixed}
                 if _best:
-                    params["default"] = best_global_threshold(
-                        scores, truth, search.objective, search.thresholds
-                    )
+                    best = best_global_threshold(scores, truth, search.objective, search.thresholds)
+                    # the grid is of probabilities; a rule in logit space states its own
+                    logit = params.get("space") == "logit"
+                    params["default"] = float(_to_logit(best)) if logit else best
                 rule = cls(**params)
                 rule.fit(scores, truth, search.taxonomy)
                 return rule.params_dict()

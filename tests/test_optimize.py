@@ -171,3 +171,26 @@ def test_cli_optimize_single_label_keeps_argmax(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "single-label taxonomy: argmax is the only candidate" in result.stdout
     assert _rule(model)["name"] == "argmax"
+
+
+def test_per_label_around_the_best_global_threshold_keeps_the_rules_space() -> None:
+    """The grid is of probabilities: a per-label rule in logit space starts from the best
+    one's logit, and a default the user fixed is never moved."""
+    from tagger_core import Scores, registry
+    from tagger_core.evaluation.sweep import best_global_threshold
+    from tagger_core.schemas import Label, Taxonomy
+
+    per_label = registry.decision_rules().get("per-label")
+    taxonomy = Taxonomy(name="t", labels=[Label(id=x) for x in "abc"])
+    rng = np.random.default_rng(0)
+    truth = (rng.random((60, 3)) < 0.4).astype(int)
+    scores = Scores(rng.normal(size=(60, 3)) + 3.0 * (truth - 0.5) - 1.5, "multi-label")
+    best = best_global_threshold(scores, truth)
+    search = search_for(taxonomy, rule_params={"per-label": {"space": "logit"}})
+    around = [c for c in per_label.search_space(search) if "best global" in c.description]
+    assert around
+    for choice in around:
+        assert choice.fit(scores, truth)["default"] == pytest.approx(np.log(best / (1 - best)))
+    fixed = search_for(taxonomy, rule_params={"per-label": {"default": 0.4}})
+    kinds = [c.description for c in per_label.search_space(fixed)]
+    assert kinds and not any("best global" in kind for kind in kinds)
