@@ -56,6 +56,10 @@ def _check_threshold(value: float, space: ScoreSpace) -> None:
         raise ValueError("a probability threshold lies strictly between 0 and 1")
 
 
+_TINY = float(np.finfo(np.float64).tiny)
+_BELOW_ONE = float(np.nextafter(1.0, 0.0))
+
+
 def _to_logit(values: np.ndarray | float) -> np.ndarray:
     p = np.clip(np.asarray(values, dtype=np.float64), _EPS, 1.0 - _EPS)
     return np.asarray(np.log(p) - np.log1p(-p))
@@ -467,10 +471,12 @@ class PerLabelRule(DecisionRule[PerLabelParams]):
         self._fit_report = []
         for label, (own, details) in zip(taxonomy.label_ids, results, strict=True):
             if own is not None:
-                value = float(_from_logit(own)) if p.space == "probability" else own
-                if p.space == "probability":
-                    value = min(max(value, 1e-6), 1 - 1e-6)
-                thresholds[label] = round(value, 6)
+                value = float(_from_logit(own)) if p.space == "probability" else float(own)
+                if p.space == "probability":  # strictly inside (0, 1), as a threshold must be
+                    value = min(max(value, _TINY), _BELOW_ONE)
+                # saved unrounded (JSON keeps every digit of a float): a rounded threshold
+                # could cross the validation scores it was fitted between
+                thresholds[label] = value
             details["threshold"] = thresholds.get(label, p.default)
             if "raw" in details and p.space == "probability":
                 details["raw"] = float(_from_logit(details["raw"]))

@@ -358,3 +358,18 @@ def test_constraints_that_no_decision_could_meet_are_refused(
         Taxonomy.model_validate(
             {"name": "x", "mode": "multi-label", "labels": labels, "constraints": constraints}
         )
+
+
+def test_a_fitted_threshold_is_saved_with_every_digit() -> None:
+    """Rounded to six decimals, a threshold fitted between 0.999999 and 0.9999999 fell on
+    the negative and chose it."""
+    p = np.array([0.9999999] * 6 + [0.999999, 0.2, 0.1])
+    logits = np.stack([np.log(p) - np.log1p(-p), np.zeros(len(p))], axis=1)
+    truth = np.array([[1, 0]] * 6 + [[0, 0]] * 3)
+    taxonomy = Taxonomy.model_validate({"name": "t", "labels": [{"id": "a"}, {"id": "b"}]})
+    rule = make_rule("per-label", {"min_positives": 1, "shrinkage": 0, "folds": 0})
+    scores = Scores(logits, "multi-label")
+    rule.fit(scores, truth, taxonomy)
+    assert 0.999999 < rule.params_dict()["thresholds"]["a"] < 0.9999999
+    saved = make_rule("per-label", rule.params_dict())  # as the manifest restores it
+    assert saved.decisions(scores, taxonomy)[:, 0].tolist() == truth[:, 0].astype(bool).tolist()
