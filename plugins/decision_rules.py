@@ -109,16 +109,28 @@ class ThresholdRule(DecisionRule[ThresholdParams]):
 
     @classmethod
     def search_space(cls, search: RuleSearch) -> Sequence[RuleChoice]:
-        """Every global threshold of the grid, and the best of them fitted on the rows."""
+        """Every global threshold of the grid, and the best of them fitted on the rows (a
+        parameter the user fixed is in every candidate; the grid is of probabilities, and a
+        rule in logit space states them as logits)."""
         if search.taxonomy.mode != "multi-label":
             return ()
+        fixed = search.fixed(cls.name)
+        if "threshold" in fixed:
+            return [RuleChoice(f"threshold {fixed['threshold']:g}", fixed)]
+        logit = fixed.get("space") == "logit"
+
+        def stated(threshold: float) -> float:
+            return float(_to_logit(threshold)) if logit else threshold
 
         def fit(scores: Scores, truth: np.ndarray) -> dict[str, Any]:
-            threshold = best_global_threshold(scores, truth, search.objective, search.thresholds)
-            return {"threshold": threshold}
+            best = best_global_threshold(scores, truth, search.objective, search.thresholds)
+            return {**fixed, "threshold": stated(best)}
 
-        fixed = [RuleChoice(f"threshold {t:g}", {"threshold": t}) for t in search.thresholds]
-        return [*fixed, RuleChoice("best global threshold", fit=fit)]
+        grid = [
+            RuleChoice(f"threshold {t:g}", {**fixed, "threshold": stated(t)})
+            for t in search.thresholds
+        ]
+        return [*grid, RuleChoice("best global threshold", fit=fit)]
 
 
 # -- per-label thresholds ------------------------------------------------------------------
@@ -513,11 +525,20 @@ class TopKRule(DecisionRule[TopKParams]):
         from the threshold grid."""
         if search.taxonomy.mode != "multi-label":
             return ()
+        fixed = search.fixed(cls.name)  # a parameter the user fixed is not searched
+        ks = (
+            [fixed["k"]]
+            if "k" in fixed
+            else range(1, min(search.max_k, len(search.taxonomy.labels) - 1) + 1)
+        )
+        floors = (
+            [fixed["min_probability"]] if "min_probability" in fixed else [0.0, *search.thresholds]
+        )
         out = []
-        for k in range(1, min(search.max_k, len(search.taxonomy.labels) - 1) + 1):
-            for floor in (0.0, *search.thresholds):
+        for k in ks:
+            for floor in floors:
                 text = f"top-{k}" + (f" ≥ {floor:g}" if floor else "")
-                out.append(RuleChoice(text, {"k": k, "min_probability": floor}))
+                out.append(RuleChoice(text, {**fixed, "k": k, "min_probability": floor}))
         return out
 
     def decide(self, scores: Scores, taxonomy: Taxonomy) -> np.ndarray:

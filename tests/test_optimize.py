@@ -194,3 +194,24 @@ def test_per_label_around_the_best_global_threshold_keeps_the_rules_space() -> N
     fixed = search_for(taxonomy, rule_params={"per-label": {"default": 0.4}})
     kinds = [c.description for c in per_label.search_space(fixed)]
     assert kinds and not any("best global" in kind for kind in kinds)
+
+
+def test_a_fixed_rule_parameter_is_in_every_candidate_of_its_rule() -> None:
+    from tagger_core import registry
+    from tagger_core.schemas import Label, Taxonomy
+
+    taxonomy = Taxonomy(name="t", labels=[Label(id=x) for x in "abcd"])
+    rules = registry.decision_rules()
+    logit = search_for(
+        taxonomy, "micro_f1", [0.5, 0.73], rule_params={"threshold": {"space": "logit"}}
+    )
+    grid = [c.params for c in rules.get("threshold").search_space(logit) if c.params]
+    assert grid == [
+        {"space": "logit", "threshold": pytest.approx(0.0)},
+        {"space": "logit", "threshold": pytest.approx(np.log(0.73 / 0.27))},
+    ]
+    floored = search_for(
+        taxonomy, "micro_f1", [0.5], max_k=2, rule_params={"top-k": {"min_probability": 0.3}}
+    )
+    tops = [c.params for c in rules.get("top-k").search_space(floored)]
+    assert tops == [{"k": 1, "min_probability": 0.3}, {"k": 2, "min_probability": 0.3}]
