@@ -123,7 +123,9 @@ class ThresholdRule(DecisionRule[ThresholdParams]):
             return float(_to_logit(threshold)) if logit else threshold
 
         def fit(scores: Scores, truth: np.ndarray) -> dict[str, Any]:
-            best = best_global_threshold(scores, truth, search.objective, search.thresholds)
+            best = best_global_threshold(
+                scores, truth, search.objective, search.thresholds, search.taxonomy
+            )
             return {**fixed, "threshold": stated(best)}
 
         grid = [
@@ -352,7 +354,9 @@ class PerLabelRule(DecisionRule[PerLabelParams]):
             ) -> dict[str, Any]:
                 params: dict[str, Any] = {"objective": _kind, **fixed}
                 if _best:
-                    best = best_global_threshold(scores, truth, search.objective, search.thresholds)
+                    best = best_global_threshold(
+                        scores, truth, search.objective, search.thresholds, search.taxonomy
+                    )
                     # the grid is of probabilities; a rule in logit space states its own
                     logit = params.get("space") == "logit"
                     params["default"] = float(_to_logit(best)) if logit else best

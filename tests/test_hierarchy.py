@@ -136,3 +136,22 @@ def test_cli_shows_the_tree_and_evaluates_levels(tmp_path: Path, runner) -> None
     assert "level 0 (4 labels)" in evaluated.output and "level 1 (8 labels)" in evaluated.output
     page = report.read_text(encoding="utf-8")
     assert '<section id="hierarchy">' in page and page.count('<ul class="tree">') == 4
+
+
+def test_the_threshold_sweep_measures_the_decisions_a_rule_makes() -> None:
+    """The sweep (report, --sweep-file) and the best global threshold (optimize) add the
+    implied ancestors, as the threshold rule's decisions have them."""
+    from tagger_core import Scores, make_rule
+    from tagger_core.evaluation.sweep import best_global_threshold, threshold_sweep
+
+    taxonomy = tree()
+    truth = np.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 0, 1], [0, 1, 1, 0, 0]])
+    logits = np.array(
+        [[2.0, -1, -3, -2, -2], [-2, -2, -3, 1, -2], [-2, -2, -2, -2, 2], [-2, 1, -3, -2, -2]]
+    )
+    scores = Scores(logits, "multi-label")
+    rule = make_rule("threshold", {"threshold": 0.5})
+    evaluated = Tagger(taxonomy, None, rule).evaluate_scores(scores, truth)  # type: ignore[arg-type]
+    (at_half,) = threshold_sweep(scores, truth, [0.5], taxonomy=taxonomy)
+    assert at_half.micro_f1 == pytest.approx(evaluated.micro_f1) and at_half.micro_f1 == 1.0
+    assert best_global_threshold(scores, truth, grid=[0.5, 0.9], taxonomy=taxonomy) == 0.5

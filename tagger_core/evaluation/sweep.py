@@ -17,7 +17,9 @@ from pydantic import BaseModel
 
 from tagger_core.evaluation.metrics import LOWER_IS_BETTER, quick_figures
 from tagger_core.files import atomic_path
+from tagger_core.schemas import Taxonomy
 from tagger_core.scores import Scores, ScoreSpace
+from tagger_core.taxonomy import with_ancestors
 
 # The global probability thresholds that the sweep, the report and `tagger optimize` all
 # try: one grid, so that the report's "best global threshold" is one optimize tries too.
@@ -65,8 +67,11 @@ def neutral_threshold(space: ScoreSpace) -> float:
     return 0.5 if space == "probability" else 0.0
 
 
-def decisions_at(scores: Scores, threshold: float, space: ScoreSpace) -> np.ndarray:
-    """The 0/1 matrix a global ``threshold`` gives (see the module docstring)."""
+def decisions_at(
+    scores: Scores, threshold: float, space: ScoreSpace, taxonomy: Taxonomy | None = None
+) -> np.ndarray:
+    """The 0/1 matrix a global ``threshold`` gives (see the module docstring), with the
+    ancestors ``taxonomy`` implies added as every rule's decisions have them."""
     values = scores.values(space)
     if scores.mode == "single-label":
         best = np.argmax(values, axis=1)
@@ -74,7 +79,8 @@ def decisions_at(scores: Scores, threshold: float, space: ScoreSpace) -> np.ndar
         rows = np.arange(len(best))
         chosen[rows, best] = values[rows, best] >= threshold
         return chosen
-    return np.asarray(values >= threshold)
+    chosen = np.asarray(values >= threshold)
+    return with_ancestors(chosen, taxonomy) if taxonomy is not None else chosen
 
 
 def point(truth: np.ndarray, pred: np.ndarray, threshold: float) -> SweepPoint:
@@ -91,9 +97,10 @@ def threshold_sweep(
     truth: np.ndarray,
     thresholds: Sequence[float] | np.ndarray | None = None,
     space: ScoreSpace = "probability",
+    taxonomy: Taxonomy | None = None,
 ) -> list[SweepPoint]:
     grid = default_thresholds(space) if thresholds is None else np.asarray(thresholds, float)
-    return [point(truth, decisions_at(scores, float(t), space), float(t)) for t in grid]
+    return [point(truth, decisions_at(scores, float(t), space, taxonomy), float(t)) for t in grid]
 
 
 def _best_index(
@@ -122,11 +129,15 @@ def best_global_threshold(
     truth: np.ndarray,
     objective: str = "micro_f1",
     grid: Sequence[float] = THRESHOLDS,
+    taxonomy: Taxonomy | None = None,
 ) -> float:
     """The global probability threshold of ``grid`` with the best ``objective`` on these
-    rows (nearest 0.5 among ties)."""
+    rows (nearest 0.5 among ties), on decisions with ``taxonomy``'s implied ancestors."""
     truth = np.asarray(truth) > 0.5
-    values = [quick_figures(truth, scores.probabilities >= t)[objective] for t in grid]
+    values = [
+        quick_figures(truth, decisions_at(scores, t, "probability", taxonomy))[objective]
+        for t in grid
+    ]
     return float(grid[_best_index(values, grid, objective, neutral_threshold("probability"))])
 
 

@@ -111,7 +111,7 @@ def evaluate_to_files(
             run.written.append((f"{len(errors)} wrong rows", files.errors))
     if files.sweep is None and files.sweep_plot is None and files.report is None:
         return run
-    sweep = threshold_sweep(scores, truth, space=files.sweep_space)
+    sweep = threshold_sweep(scores, truth, space=files.sweep_space, taxonomy=tagger.taxonomy)
     if files.sweep is not None:
         write_sweep_csv(files.sweep, sweep)
         run.written.append((f"the threshold sweep ({len(sweep)} thresholds)", files.sweep))
