@@ -231,6 +231,8 @@ class JsonSource(DataSource):
             try:
                 first = next(events, None)
                 if first is None or first[1] != "start_array":
+                    for _ in events:  # malformed JSON says so (below), not "got dict"
+                        pass
                     kind = {"start_map": "dict", None: "nothing"}.get(first and first[1], "a value")
                     raise DataError(f"expected a JSON list of records, got {kind}", file=path)
                 for row, item in enumerate(ijson.items(events, "item"), start=1):

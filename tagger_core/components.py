@@ -236,6 +236,8 @@ class ParamRange:
         ranged = self.low is not None and self.high is not None
         if ranged == bool(self.choices) or (ranged and self.low > self.high):  # type: ignore[operator]
             raise PluginError("a parameter range is low ≤ high, or a list of choices")
+        if ranged and self.log and self.low <= 0:  # type: ignore[operator]
+            raise PluginError("a parameter range searched on a log scale needs low > 0")
 
 
 class Encoder(Component[P]):

@@ -44,11 +44,25 @@ def check_parent(path: str | Path) -> None:
             return
 
 
-def check_targets(paths: Iterable[str | Path | None], force: bool) -> None:
-    """:func:`check_target` for every path given (None: not asked for)."""
+def check_targets(
+    paths: Iterable[str | Path | None], force: bool, inputs: Iterable[str | Path] = ()
+) -> None:
+    """:func:`check_target` for every path given (None: not asked for); two outputs on
+    one file, or an output on an input or inside an input folder (a tagger), are refused
+    even with ``force``: one would destroy the other."""
+    read = [Path(p).resolve() for p in inputs]
+    seen: dict[Path, str | Path] = {}
     for path in paths:
-        if path is not None:
-            check_target(path, force)
+        if path is None:
+            continue
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            raise TaggerError(f"{path} is given for two outputs; each needs its own file")
+        for source in read:
+            if resolved == source or source in resolved.parents:
+                raise TaggerError(f"{path} is an input of this command; write elsewhere")
+        seen[resolved] = path
+        check_target(path, force)
 
 
 @contextmanager

@@ -315,3 +315,89 @@ def test_a_parquet_output_never_drops_a_later_rows_field(tmp_path: Path) -> None
     ):
         writer.write_rows([{"text": "故宫"}])
         writer.write_rows([{"text": "外滩", "city": "上海"}])
+
+
+def test_outputs_never_land_on_inputs_or_on_each_other(tmp_path: Path) -> None:
+    records = [Record(text=t, labels=tuple(labels)) for t, labels in TOY]
+    model = Tagger.create("attractions").train(records).save(tmp_path / "m")
+    data = tmp_path / "gold.json"
+    data.write_text(
+        json.dumps([{"text": t, "label": labels} for t, labels in TOY], ensure_ascii=False)
+    )
+    before = data.read_text()
+    runner = CliRunner()
+    cases = [
+        (
+            ["evaluate", str(model), str(data), "--metrics-file", str(data), "--force"],
+            "is an input",
+        ),
+        (
+            [
+                "evaluate",
+                str(model),
+                str(data),
+                "--errors-file",
+                str(model / "manifest.json"),
+                "--force",
+            ],
+            "is an input",
+        ),
+        (
+            [
+                "evaluate",
+                str(model),
+                str(data),
+                "--metrics-file",
+                str(tmp_path / "a.json"),
+                "--sweep-file",
+                str(tmp_path / "a.json"),
+            ],
+            "two outputs",
+        ),
+        (["predict", str(model), "-i", str(data), "-o", str(data), "--force"], "is an input"),
+        (["taxonomy", "infer", str(data), "-o", str(data), "--force"], "is an input"),
+        (
+            [
+                "split",
+                str(data),
+                "--taxonomy",
+                "attractions",
+                "-o",
+                str(tmp_path / "s"),
+                "--names",
+                "../x,b,c",
+            ],
+            "not a plain file name",
+        ),
+        (
+            [
+                "split",
+                str(data),
+                "--taxonomy",
+                "attractions",
+                "-o",
+                str(tmp_path / "s"),
+                "--ratios",
+                "inf:1",
+            ],
+            "positive finite",
+        ),
+        (
+            ["optimize", str(model), str(data), "--thresholds", "0.1:0.9:0.0000001"],
+            "at most 1000 steps",
+        ),
+    ]
+    for args, message in cases:
+        result = runner.invoke(cli, args)
+        assert result.exit_code != 0 and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+    assert data.read_text() == before and Tagger.load(model)
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_a_log_scale_search_range_must_start_above_zero() -> None:
+    from tagger_core import ParamRange, PluginError
+
+    with pytest.raises(PluginError, match="log scale needs low > 0"):
+        ParamRange(low=-1.0, high=1.0, log=True)
+    assert ParamRange(low=0.1, high=1.0, log=True).low == 0.1

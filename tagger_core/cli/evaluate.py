@@ -193,7 +193,8 @@ def evaluate_command(
     from tagger_core.workflows.evaluate import EvaluationFiles, evaluate_to_files
 
     outputs = (metrics_file, results_file, errors_file, sweep_file, sweep_plot, dump, report)
-    check_targets(outputs, force)  # before any work: nothing is overwritten silently
+    # before any work: nothing is overwritten silently, the inputs least of all
+    check_targets(outputs, force, inputs=[tagger_dir, *data])
     tagger = Tagger.load(tagger_dir, verify=not no_verify, runtime=runtime)
     override = rule_override(rule, rule_params)
     records, _ = read_all(data, kwargs, taxonomy=tagger.taxonomy)

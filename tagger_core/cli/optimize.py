@@ -23,6 +23,9 @@ OBJECTIVE_HELP = (
 )
 
 
+MAX_GRID = 1000  # thresholds: each is scored on every validation row and fold
+
+
 def _grid(text: str) -> list[float]:
     """'0.05:0.95:0.05' (start:stop:step) or '0.3,0.4,0.5'."""
     import numpy as np
@@ -30,14 +33,15 @@ def _grid(text: str) -> list[float]:
     try:
         if ":" in text:
             start, stop, step = (float(part) for part in text.split(":"))
-            if step <= 0:
+            if step <= 0 or (stop - start) / step > MAX_GRID:
                 raise ValueError
             values = list(np.arange(start, stop + step / 2, step))
         else:
             values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise click.BadParameter(
-            f"expected START:STOP:STEP or a comma-separated list, got '{text}'",
+            f"expected START:STOP:STEP (at most {MAX_GRID} steps) or a comma-separated list, "
+            f"got '{text}'",
             param_hint="--thresholds",
         ) from None
     grid = sorted({round(v, 6) for v in values})

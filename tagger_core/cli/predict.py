@@ -21,7 +21,7 @@ from tagger_core.cli.options import (
 )
 from tagger_core.components import json_default
 from tagger_core.errors import DataError
-from tagger_core.files import check_target
+from tagger_core.files import check_target, check_targets
 
 if TYPE_CHECKING:  # the modules themselves load when a command runs: `tagger --help` stays fast
     from tagger_core.components import FileOptions
@@ -272,7 +272,8 @@ def predict_command(
         )
         return
     if output is not None:
-        check_target(output, force)
+        inputs = [tagger_dir, *([input_path] if input_path is not None else [])]
+        check_targets([output], force, inputs=inputs)
         writer_for(output, output_format)  # a format that cannot be written: refused now
     tagger = Tagger.load(tagger_dir, verify=not no_verify, runtime=runtime)
     tagger.set_threads(threads)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from tagger_core.cli.options import data_options, file_options, format_table
-from tagger_core.files import check_target
+from tagger_core.files import check_targets
 
 
 @click.command("taxonomies")
@@ -130,7 +130,7 @@ def taxonomy_infer(
     from tagger_core.data.io import read_records
     from tagger_core.taxonomy import infer_taxonomy, write_taxonomy
 
-    check_target(output, force)
+    check_targets([output], force, inputs=data)
     records = [
         r for path in data for r in read_records(path, kwargs["data_format"], file_options(kwargs))
     ]

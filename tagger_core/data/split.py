@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -53,8 +54,8 @@ def parse_ratios(text: str) -> list[float]:
         ratios = [float(part) for part in parts]
     except ValueError:
         raise TaggerError(f"bad ratios '{text}': expected numbers like 4:1:1") from None
-    if len(ratios) < 2 or any(not r > 0 for r in ratios):
-        raise TaggerError(f"bad ratios '{text}': expected two or more positive numbers")
+    if len(ratios) < 2 or any(not (r > 0 and math.isfinite(r)) for r in ratios):
+        raise TaggerError(f"bad ratios '{text}': expected two or more positive finite numbers")
     return ratios
 
 
@@ -411,6 +412,9 @@ def _part_names(ratios: Sequence[float], names: Sequence[str] | None) -> list[st
             raise TaggerError(
                 f"{len(ratios)} ratios need {len(ratios)} distinct part names, got {list(names)}"
             )
+        for name in names:  # a name becomes a file name in the output folder, nothing more
+            if not name or name in (".", "..") or "/" in name or "\\" in name:
+                raise TaggerError(f"part name '{name}' is not a plain file name")
         return list(names)
     return DEFAULT_PART_NAMES.get(len(ratios), [f"part{i + 1}" for i in range(len(ratios))])
 
