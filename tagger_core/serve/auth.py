@@ -120,7 +120,11 @@ class HostGuard:
 
 
 async def _answer(send: Send, status: int, message: str, *extra: tuple[bytes, bytes]) -> None:
-    body = orjson.dumps(error_body(status, message))
+    await send_json(send, status, orjson.dumps(error_body(status, message)), *extra)
+
+
+async def send_json(send: Send, status: int, body: bytes, *extra: tuple[bytes, bytes]) -> None:
+    """A whole JSON answer through plain ASGI (the handlers in front of FastAPI)."""
     await send(
         {
             "type": "http.response.start",

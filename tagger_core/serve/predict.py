@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from tagger_core.errors import TaggerError
 from tagger_core.registry import make_rule
+from tagger_core.serve.auth import send_json
 from tagger_core.serve.bodies import ApiError, PredictRequest, error_body, invalid_body
 from tagger_core.taxonomy import labels_of
 
@@ -137,14 +138,4 @@ class PredictPath:
         except ApiError as error:
             status = error.status
             answer = orjson.dumps(error_body(error.status, error.message, error.field))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(answer)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer})
+        await send_json(send, status, answer)
