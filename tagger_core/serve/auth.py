@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from tagger_core.errors import TaggerError
-from tagger_core.serve.bodies import ApiError, error_body
+from tagger_core.serve.bodies import ApiError, error_body, send_json
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -121,19 +121,3 @@ class HostGuard:
 
 async def _answer(send: Send, status: int, message: str, *extra: tuple[bytes, bytes]) -> None:
     await send_json(send, status, orjson.dumps(error_body(status, message)), *extra)
-
-
-async def send_json(send: Send, status: int, body: bytes, *extra: tuple[bytes, bytes]) -> None:
-    """A whole JSON answer through plain ASGI (the handlers in front of FastAPI)."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *extra,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -4,11 +4,14 @@ is built from these models)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tagger_core.schemas import ComponentSpec, Taxonomy
+
+if TYPE_CHECKING:
+    from starlette.types import Send
 
 
 class ApiError(Exception):
@@ -23,6 +26,22 @@ class ApiError(Exception):
 
 def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:
     return {"error": {"status": status, "message": message, "field": field}}
+
+
+async def send_json(send: Send, status: int, body: bytes, *extra: tuple[bytes, bytes]) -> None:
+    """A whole JSON answer through plain ASGI (the handlers in front of FastAPI)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *extra,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def invalid_body(errors: Sequence[Mapping[str, Any]]) -> ApiError:

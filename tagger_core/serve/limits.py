@@ -8,7 +8,7 @@ import json
 import re
 from typing import TYPE_CHECKING
 
-from tagger_core.serve.bodies import error_body
+from tagger_core.serve.bodies import error_body, send_json
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -66,18 +66,7 @@ class BodyLimit:
     @staticmethod
     async def _refuse(send: Send, limit: int) -> None:
         body = json.dumps(error_body(413, too_large(limit))).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 413, body, (b"connection", b"close"))
 
 
 class _TooLarge(Exception):

@@ -19,8 +19,13 @@ from pydantic import ValidationError
 
 from tagger_core.errors import TaggerError
 from tagger_core.registry import make_rule
-from tagger_core.serve.auth import send_json
-from tagger_core.serve.bodies import ApiError, PredictRequest, error_body, invalid_body
+from tagger_core.serve.bodies import (
+    ApiError,
+    PredictRequest,
+    error_body,
+    invalid_body,
+    send_json,
+)
 from tagger_core.taxonomy import labels_of
 
 if TYPE_CHECKING:
