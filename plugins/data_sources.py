@@ -9,7 +9,7 @@ import json
 import re
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 from tagger_core import (
     DEFAULT_LABEL_SEP,
@@ -443,7 +443,9 @@ class CsvSource(DataSource):
         return _TableWriter(self, path, options)
 
 
-def _fixed_columns(rows: Sequence[Row], columns: Collection[str], path: Path, done: int) -> None:
+def check_fixed_columns(
+    rows: Sequence[Row], columns: Collection[str], path: Path, done: int
+) -> None:
     """A table's columns are those of its first chunk: a later row with a field they lack
     stops with one line rather than losing it."""
     known = set(columns)
@@ -458,7 +460,7 @@ def _fixed_columns(rows: Sequence[Row], columns: Collection[str], path: Path, do
 
 
 class _TableWriter(_LineWriter):
-    """CSV/TSV in chunks (columns: see :func:`_fixed_columns`)."""
+    """CSV/TSV in chunks (columns: see :func:`check_fixed_columns`)."""
 
     def __init__(self, source: CsvSource, path: Path, options: FileOptions) -> None:
         super().__init__(source, path, options)
@@ -474,7 +476,7 @@ class _TableWriter(_LineWriter):
                 self.handle, fieldnames=_columns(flat), delimiter=self.delimiter
             )
             self.writer.writeheader()
-        _fixed_columns(flat, self.writer.fieldnames, self.path, self.count)
+        check_fixed_columns(flat, self.writer.fieldnames, self.path, self.count)
         self.writer.writerows(flat)
         self.count += len(flat)
 
@@ -659,13 +661,13 @@ class ExcelSource(_WrittenInChunks):
         return _ExcelWriter(self, path, options)
 
 
-class _AsText(str):
-    """A cell value to be written as text, never as the formula it looks like."""
+def _looks_like_formula(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and value.startswith("=")
 
 
 class _ExcelWriter(RecordWriter):
     """A sheet in chunks: openpyxl's write-only mode keeps rows out of memory; columns as
-    for CSV (:func:`_fixed_columns`)."""
+    for CSV (:func:`check_fixed_columns`)."""
 
     def __init__(self, source: ExcelSource, path: Path, options: FileOptions) -> None:
         super().__init__(source, path, options)
@@ -688,7 +690,7 @@ class _ExcelWriter(RecordWriter):
             return
         columns = self.columns or _columns(flat)
         try:  # every cell checked before the chunk's first is written
-            _fixed_columns(flat, columns, self.path, self.count)
+            check_fixed_columns(flat, columns, self.path, self.count)
             chunk = [
                 [self._cell(row.get(column), number, column) for column in columns]
                 for number, row in enumerate(flat, start=self.count + 1)
@@ -702,19 +704,20 @@ class _ExcelWriter(RecordWriter):
             self.columns = columns
             self._open(columns)
         for cells in chunk:
-            self.sheet.append([self._text_cell(c) if isinstance(c, _AsText) else c for c in cells])
+            self.sheet.append([self._text_cell(c) if _looks_like_formula(c) else c for c in cells])
         self.count += len(flat)
 
     def _text_cell(self, value: str) -> object:
+        """Text stored as text: openpyxl would store a string starting with '=' as a
+        formula, run when the sheet is opened."""
         from openpyxl.cell import WriteOnlyCell
 
-        cell = WriteOnlyCell(self.sheet, value=str(value))
+        cell = WriteOnlyCell(self.sheet, value=value)
         cell.data_type = "s"
         return cell
 
     def _cell(self, value: object, row: int, column: str) -> object:
-        """A text cell as text, always: one starting with '=' would be stored as a formula
-        (run when the sheet is opened); one that a cell cannot hold is refused, not cut."""
+        """``value`` checked for a cell: text that a cell cannot hold is refused, not cut."""
         from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
         if not isinstance(value, str):
@@ -723,8 +726,6 @@ class _ExcelWriter(RecordWriter):
             problem = f"{len(value)} characters; an .xlsx cell holds {XLSX_CELL_CHARS}"
         elif found := ILLEGAL_CHARACTERS_RE.search(value):
             problem = f"control character {found.group()!r}, which an .xlsx cell cannot hold"
-        elif value.startswith("="):
-            return _AsText(value)  # made a text cell as it is written (it needs the sheet)
         else:
             return value
         raise DataError(

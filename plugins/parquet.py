@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tagger_plugins.data_sources import check_unique_header
+from tagger_plugins.data_sources import check_fixed_columns, check_unique_header
 
 from tagger_core import (
     DataError,
@@ -108,16 +108,7 @@ class _ParquetWriter(RecordWriter):
         if not rows:
             return
         if self.schema is not None:  # from_pylist would drop a field the schema lacks
-            known = set(self.schema.names)
-            for number, row in enumerate(rows, start=self.written + 1):
-                extra = [key for key in row if key not in known]
-                if extra:
-                    raise DataError(
-                        f"output row {number} has a field the first rows lack ('{extra[0]}'); "
-                        "write .jsonl for rows with varying fields",
-                        file=self.path,
-                        row=number,
-                    )
+            check_fixed_columns(rows, self.schema.names, self.path, self.written)
         try:
             table = self.arrow.Table.from_pylist(list(rows), schema=self.schema)
         except (self.arrow.ArrowException, TypeError, ValueError) as error:
