@@ -65,6 +65,11 @@ def _to_logit(values: np.ndarray | float) -> np.ndarray:
     return np.asarray(np.log(p) - np.log1p(-p))
 
 
+def _stated(probability: float, space: str) -> float:
+    """A threshold of the search grid (a probability) as a rule in ``space`` states it."""
+    return float(_to_logit(probability)) if space == "logit" else probability
+
+
 def _from_logit(values: np.ndarray | float) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-np.asarray(values, dtype=np.float64))))
 
@@ -117,19 +122,16 @@ class ThresholdRule(DecisionRule[ThresholdParams]):
         fixed = search.fixed(cls.name)
         if "threshold" in fixed:
             return [RuleChoice(f"threshold {fixed['threshold']:g}", fixed)]
-        logit = fixed.get("space") == "logit"
-
-        def stated(threshold: float) -> float:
-            return float(_to_logit(threshold)) if logit else threshold
+        space = fixed.get("space", "probability")
 
         def fit(scores: Scores, truth: np.ndarray) -> dict[str, Any]:
             best = best_global_threshold(
                 scores, truth, search.objective, search.thresholds, search.taxonomy
             )
-            return {**fixed, "threshold": stated(best)}
+            return {**fixed, "threshold": _stated(best, space)}
 
         grid = [
-            RuleChoice(f"threshold {t:g}", {**fixed, "threshold": stated(t)})
+            RuleChoice(f"threshold {t:g}", {**fixed, "threshold": _stated(t, space)})
             for t in search.thresholds
         ]
         return [*grid, RuleChoice("best global threshold", fit=fit)]
@@ -357,9 +359,7 @@ class PerLabelRule(DecisionRule[PerLabelParams]):
                     best = best_global_threshold(
                         scores, truth, search.objective, search.thresholds, search.taxonomy
                     )
-                    # the grid is of probabilities; a rule in logit space states its own
-                    logit = params.get("space") == "logit"
-                    params["default"] = float(_to_logit(best)) if logit else best
+                    params["default"] = _stated(best, params.get("space", "probability"))
                 rule = cls(**params)
                 rule.fit(scores, truth, search.taxonomy)
                 return rule.params_dict()

@@ -157,11 +157,7 @@ def _write_manifest(folder: Path, exports: dict[str, Any]) -> None:
         kept = {
             name: digest for name, digest in manifest.files.items() if not name.startswith(prefix)
         }
-        written = {
-            path.relative_to(folder).as_posix(): sha256_of(path)
-            for path in sorted(onnx.rglob("*"))
-            if path.is_file()
-        }
+        written = {prefix + name: digest for name, digest in file_digests(onnx).items()}
         files = {**kept, **written}
     else:
         files = file_digests(folder)

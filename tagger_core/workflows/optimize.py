@@ -459,8 +459,9 @@ def choose_rule(
 
     outcome = optimize(scores, truth, search, folds=CHOICE_FOLDS, seed=seed)
     winner = outcome.winner
-    chosen_pred = _out_of_fold(choose, scores, truth, taxonomy, (seed + 1) % 2**32)
-    default_pred = _out_of_fold(fit_default, scores, truth, taxonomy, (seed + 1) % 2**32)
+    check_seed = (seed + 1) % 2**32  # the check's folds: the same for the choice and the default
+    chosen_pred = _out_of_fold(choose, scores, truth, taxonomy, check_seed)
+    default_pred = _out_of_fold(fit_default, scores, truth, taxonomy, check_seed)
     gain, share = paired_bootstrap(truth, chosen_pred, default_pred, objective, seed)
     info.update(
         {
