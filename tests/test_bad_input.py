@@ -326,6 +326,7 @@ def test_outputs_never_land_on_inputs_or_on_each_other(tmp_path: Path) -> None:
     )
     before = data.read_text()
     runner = CliRunner()
+    split = ["split", str(data), "--taxonomy", "attractions", "-o", str(tmp_path / "s")]
     cases = [
         (
             ["evaluate", str(model), str(data), "--metrics-file", str(data), "--force"],
@@ -356,32 +357,8 @@ def test_outputs_never_land_on_inputs_or_on_each_other(tmp_path: Path) -> None:
         ),
         (["predict", str(model), "-i", str(data), "-o", str(data), "--force"], "is an input"),
         (["taxonomy", "infer", str(data), "-o", str(data), "--force"], "is an input"),
-        (
-            [
-                "split",
-                str(data),
-                "--taxonomy",
-                "attractions",
-                "-o",
-                str(tmp_path / "s"),
-                "--names",
-                "../x,b,c",
-            ],
-            "not a plain file name",
-        ),
-        (
-            [
-                "split",
-                str(data),
-                "--taxonomy",
-                "attractions",
-                "-o",
-                str(tmp_path / "s"),
-                "--ratios",
-                "inf:1",
-            ],
-            "positive finite",
-        ),
+        ([*split, "--names", "../x,b,c"], "not a plain file name"),
+        ([*split, "--ratios", "inf:1"], "positive finite"),
         (
             ["optimize", str(model), str(data), "--thresholds", "0.1:0.9:0.0000001"],
             "at most 1000 steps",
